@@ -1,0 +1,102 @@
+"""`sluice` command line: run | demo | parse | check-config | setup."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from worker.config import ConfigError, load_config, redacted
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from worker.app import run_worker
+    from worker.telemetry import configure_logging
+
+    cfg = load_config(args.config)
+    configure_logging(cfg.telemetry.log_level, cfg.telemetry.log_format)
+    run_worker(cfg)
+    return 0
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    cfg = load_config(args.config)
+    print(f"{args.config}: OK ({len(cfg.sources)} source(s): {', '.join(cfg.sources)})")
+    if args.show:
+        print(yaml.safe_dump(redacted(cfg), sort_keys=False))
+    return 0
+
+
+def _cmd_parse(args: argparse.Namespace) -> int:
+    from worker.cli_parse import parse_files
+
+    return parse_files(args.files, args.type, keep_original=args.keep_original,
+                       options=dict(o.split("=", 1) for o in args.option))
+
+
+def _cmd_setup(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from worker.setup import setup
+
+    cfg = load_config(args.config)
+    return asyncio.run(setup(cfg))
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from worker.demo import run_demo
+
+    return run_demo(aws_endpoint=args.aws_endpoint, opensearch_url=args.opensearch_url, corpus=args.corpus)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sluice", description="Move AWS service logs into OpenSearch.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the worker")
+    run.add_argument("--config", "-c", required=True, help="YAML config file")
+    run.set_defaults(func=_cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a config file; non-zero exit with the problems")
+    check.add_argument("config")
+    check.add_argument("--show", action="store_true", help="print the effective config, secrets redacted")
+    check.set_defaults(func=_cmd_check_config)
+
+    parse = sub.add_parser("parse", help="parse log files (gz or plain) and print documents as NDJSON")
+    parse.add_argument("files", nargs="+")
+    parse.add_argument("--type", "-t", default="auto", help="log type (default: detect from name and content)")
+    parse.add_argument("--keep-original", action="store_true", help="keep event.original")
+    parse.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                       help="parser option, e.g. format='version srcaddr ...' for VPC flow logs")
+    parse.set_defaults(func=_cmd_parse)
+
+    setup = sub.add_parser("setup", help="install index templates into OpenSearch")
+    setup.add_argument("--config", "-c", required=True)
+    setup.set_defaults(func=_cmd_setup)
+
+    demo = sub.add_parser("demo", help="start local servers, ingest sample logs end to end, print what landed")
+    demo.add_argument("--aws-endpoint", default=None,
+                      help="use this AWS endpoint (LocalStack, moto) instead of starting one (env SLUICE_AWS_ENDPOINT)")
+    demo.add_argument("--opensearch-url", default=None,
+                      help="use this OpenSearch instead of starting one (env SLUICE_OPENSEARCH_URL)")
+    demo.add_argument("--corpus", default=None, help="folder of sample logs (default: ../shared/corpus if present)")
+    demo.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""`sluice parse`: run the parsers on local files, print NDJSON documents, report failures with positions.
+
+The same decoding, framing and parsing code as the worker, so what this prints is what would be indexed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from worker.decoding import DecodeError, FramingError, JsonRecordsFramer, LineFramer, StreamDecoder
+from worker.parsers import ParseContext, get_parser
+from worker.routing import route_s3_key, sniff_log_type
+
+
+def _read(path: Path) -> bytes:
+    decoder = StreamDecoder()
+    out = bytearray()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            for data in decoder.feed(chunk):
+                out += data
+    for data in decoder.finish():
+        out += data
+    return bytes(out)
+
+
+def detect_log_type(path: Path, data: bytes) -> str | None:
+    route = route_s3_key(str(path.resolve()))
+    if route.log_type:
+        return route.log_type
+    return sniff_log_type(data[:65536].decode("utf-8", "replace"))
+
+
+def parse_files(files: list[str], log_type: str = "auto", *, keep_original: bool = False,
+                options: dict[str, Any] | None = None) -> int:
+    """Parse every file; documents to stdout, failures to stderr. Exit 1 if anything failed."""
+    failures = 0
+    out = sys.stdout.buffer
+    for name in files:
+        path = Path(name)
+        try:
+            data = _read(path)
+        except (OSError, DecodeError) as exc:
+            print(f"{name}: cannot read: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        lt = log_type if log_type != "auto" else detect_log_type(path, data)
+        if lt is None:
+            print(f"{name}: cannot tell the log type; pass --type", file=sys.stderr)
+            failures += 1
+            continue
+        try:
+            parser = get_parser(lt)(ParseContext(keep_original=keep_original, options=options or {}))
+        except KeyError as exc:
+            print(f"{name}: {exc.args[0]}", file=sys.stderr)
+            return 2
+        newlines = [i for i, b in enumerate(data) if b == 10] if b"\n" in data else []
+
+        def line_no(offset: int, newlines: list[int] = newlines) -> int:
+            return bisect.bisect_left(newlines, offset) + 1
+
+        records: list[tuple[int, Any]]
+        errors: list[tuple[int, str, str]] = []
+        if parser.framing == "lines":
+            framer = LineFramer()
+            records = [*framer.feed(data), *framer.finish()]
+            errors = [(off, head, f"line of {n} bytes is too long") for off, n, head in framer.take_oversize()]
+        else:
+            jframer = JsonRecordsFramer()
+            try:
+                jframer.feed(data)
+                records, errors = jframer.finish()
+            except FramingError as exc:
+                print(f"{name}: {exc}", file=sys.stderr)
+                failures += 1
+                continue
+            # JSON records are numbered by position unless they came from NDJSON lines (byte offsets).
+        for offset, reason_raw, reason in errors:
+            print(f"{name}:{line_no(offset)}: {reason}: {str(reason_raw)[:200]}", file=sys.stderr)
+            failures += 1
+        for offset, record in records:
+            try:
+                doc = parser.parse(record)
+            except Exception as exc:
+                where = f"{name}:{line_no(offset)}" if parser.framing == "lines" else f"{name}: record {offset}"
+                print(f"{where}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                failures += 1
+                continue
+            if doc is not None:
+                out.write(orjson.dumps(doc) + b"\n")
+    out.flush()
+    return 1 if failures else 0

@@ -1,0 +1,270 @@
+"""The YAML configuration: one file, validated on load, with `${ENV}` expansion.
+
+Validation errors name the offending path (`sources.cloudtrail.queue_url: field required`) because a worker
+that starts with a typo in its config and silently ignores a key is worse than one that refuses to start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from worker.parsers import log_types
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message lists every problem, one per line, with its path."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AwsEndpoints(_Model):
+    s3: str | None = None
+    sqs: str | None = None
+    sts: str | None = None
+    kinesis: str | None = None
+    dynamodb: str | None = None
+    logs: str | None = None
+
+
+class AwsConfig(_Model):
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    """One endpoint for every service (LocalStack, moto server); `endpoints.<service>` wins over it."""
+    endpoints: AwsEndpoints = AwsEndpoints()
+    role_arn: str | None = None
+    """Assume this role (STS) for every AWS call of the worker."""
+    max_pool_connections: int = Field(50, ge=1)
+
+    def endpoint_for(self, service: str) -> str | None:
+        specific: str | None = getattr(self.endpoints, service, None)
+        return specific or self.endpoint_url
+
+
+class OpenSearchAuth(_Model):
+    type: Literal["none", "basic", "sigv4"] = "none"
+    username: str | None = None
+    password: str | None = None
+    service: Literal["es", "aoss"] = "es"
+    """`es` for Amazon OpenSearch Service domains, `aoss` for OpenSearch Serverless collections."""
+    region: str | None = None
+    """SigV4 signing region; defaults to `aws.region`."""
+
+    @model_validator(mode="after")
+    def _basic_needs_credentials(self) -> OpenSearchAuth:
+        if self.type == "basic" and (not self.username or self.password is None):
+            raise ValueError("basic auth needs username and password")
+        return self
+
+
+class BulkConfig(_Model):
+    max_bytes: int = Field(5 << 20, ge=1024)
+    """A bulk request is sent once its body (uncompressed) reaches this many bytes."""
+    max_docs: int = Field(10_000, ge=1)
+    flush_interval: float = Field(1.0, gt=0)
+    """Seconds a partly filled bulk request may wait for more documents."""
+    max_in_flight: int = Field(4, ge=1)
+    """Concurrent bulk requests; also bounds the memory of the sink (max_in_flight + 1 bodies)."""
+    compress: bool = True
+    """gzip request bodies."""
+    timeout: float = Field(120.0, gt=0)
+
+
+class RetryConfig(_Model):
+    initial_backoff: float = Field(0.5, gt=0)
+    max_backoff: float = Field(30.0, gt=0)
+    max_elapsed: float = Field(300.0, gt=0)
+    """After this many seconds of retrying one bulk request its documents are RETRY: the message is nacked."""
+
+
+class OpenSearchConfig(_Model):
+    hosts: list[str] = Field(min_length=1)
+    auth: OpenSearchAuth = OpenSearchAuth()
+    verify_certs: bool = True
+    ca_certs: str | None = None
+    index: str = "sluice-{log_type}-{yyyy}.{MM}.{dd}"
+    """Index name pattern. `{log_type}` and the event's own date (`{yyyy}`, `{MM}`, `{dd}`) from `@timestamp`,
+    so a redelivered document always lands in the same index."""
+    bulk: BulkConfig = BulkConfig()
+    retry: RetryConfig = RetryConfig()
+    install_templates: bool = True
+    """Install index templates at start-up (`sluice setup` does it on demand)."""
+    number_of_shards: int = Field(1, ge=1)
+    number_of_replicas: int = Field(1, ge=0)
+
+    @field_validator("index")
+    @classmethod
+    def _index_tokens(cls, v: str) -> str:
+        unknown = set(re.findall(r"{([^}]*)}", v)) - {"log_type", "yyyy", "MM", "dd"}
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; use {{log_type}} {{yyyy}} {{MM}} {{dd}}")
+        return v
+
+
+class DeadLetterConfig(_Model):
+    bucket: str
+    """Backup bucket: dead letters are written here as NDJSON.gz with the reason and origin."""
+    prefix: str = "dead-letters/"
+    replay_queue_url: str
+    """A pointer message per dead-letter object goes here, for `sluice replay`."""
+    max_object_bytes: int = Field(8 << 20, ge=1024)
+    """A dead-letter object is cut once this many (uncompressed) bytes are buffered."""
+
+
+class SqsS3Source(_Model):
+    type: Literal["sqs_s3"]
+    queue_url: str
+    log_type: str = "auto"
+    """`auto` routes by S3 key; or a fixed log type for every object of this queue."""
+    max_in_flight: int = Field(10, ge=1)
+    """Messages being processed at once (received but not yet acknowledged)."""
+    wait_time: int = Field(20, ge=0, le=20)
+    """SQS long-poll seconds."""
+    visibility_timeout: int = Field(300, ge=10, le=43200)
+    """Visibility set on receive and extended while a message is still in flight."""
+    retry_visibility: int = Field(30, ge=0, le=43200)
+    """Visibility given to a nacked message, so SQS redelivers it after this many seconds."""
+    keep_original: bool = False
+    """Keep each raw line as `event.original`."""
+    parser_options: dict[str, Any] = {}
+
+    @field_validator("log_type")
+    @classmethod
+    def _known_log_type(cls, v: str) -> str:
+        if v != "auto" and v not in log_types():
+            raise ValueError(f"unknown log type {v!r}; one of auto, {', '.join(log_types())}")
+        return v
+
+
+SourceConfig = Annotated[SqsS3Source, Field(discriminator="type")]
+SOURCE_TYPES = ("sqs_s3",)
+
+
+class PipelineConfig(_Model):
+    read_chunk_bytes: int = Field(1 << 20, ge=4096)
+    """Bytes per S3 body read; decompression and framing work on whole chunks."""
+    max_line_bytes: int = Field(1 << 20, ge=1024)
+    """Longer lines are dead-lettered (first bytes kept) instead of growing memory."""
+    max_document_bytes: int = Field(256 << 20, ge=1024)
+    """Largest single JSON document (a CloudTrail file) held in memory to split into records."""
+
+
+class TelemetryConfig(_Model):
+    metrics_port: int = Field(9090, ge=0, le=65535)
+    """Port of `/metrics`, `/healthz` and `/readyz` (0 disables the server)."""
+    metrics_host: str = "0.0.0.0"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+
+
+class WorkerConfig(_Model):
+    shutdown_grace: float = Field(30.0, gt=0)
+    """Seconds SIGTERM waits for in-flight messages before nacking them and exiting."""
+
+
+class Config(_Model):
+    aws: AwsConfig = AwsConfig()
+    opensearch: OpenSearchConfig
+    dead_letters: DeadLetterConfig
+    sources: dict[str, SourceConfig] = Field(min_length=1)
+    pipeline: PipelineConfig = PipelineConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
+    worker: WorkerConfig = WorkerConfig()
+
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(value: Any, path: str, env: dict[str, str], errors: list[str]) -> Any:
+    if isinstance(value, str):
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            errors.append(f"{path or '<root>'}: environment variable {name} is not set")
+            return ""
+        return _ENV_RE.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{path}.{k}" if path else str(k), env, errors) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{path}[{i}]", env, errors) for i, v in enumerate(value)]
+    return value
+
+
+def _format_errors(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        parts = list(err["loc"])
+        if len(parts) > 2 and parts[0] == "sources" and parts[2] in SOURCE_TYPES:
+            del parts[2]  # the union's tag is noise: the user wrote sources.<name>.<key>
+        loc: list[str] = []
+        for part in parts:
+            if isinstance(part, int):
+                loc.append(f"[{part}]")
+            elif loc:
+                loc.append(f".{part}")
+            else:
+                loc.append(str(part))
+        path = "".join(loc) or "<root>"
+        msg = err["msg"]
+        if err["type"] == "missing":
+            msg = "field required"
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        out.append(f"{path}: {msg}")
+    return out
+
+
+def parse_config(data: Any, env: dict[str, str] | None = None) -> Config:
+    """Validate an already-loaded YAML tree; `${VAR}` and `${VAR:-default}` are expanded first."""
+    if not isinstance(data, dict):
+        raise ConfigError("<root>: the configuration must be a mapping")
+    errors: list[str] = []
+    expanded = _expand(data, "", dict(os.environ) if env is None else env, errors)
+    if errors:
+        raise ConfigError("\n".join(errors))
+    # Sources are a discriminated union: say which types exist when `type` is missing or wrong.
+    try:
+        return Config.model_validate(expanded)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_format_errors(exc))) from None
+
+
+def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    return parse_config(data, env)
+
+
+SECRET_KEYS = frozenset({"password", "secret", "token", "secret_access_key"})
+
+
+def redacted(cfg: Config) -> dict[str, Any]:
+    """The config as a plain tree with secrets masked, for logs and `check-config` output."""
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: ("***" if k in SECRET_KEYS and val else walk(val)) for k, val in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        return v
+
+    result: dict[str, Any] = walk(cfg.model_dump(mode="json"))
+    return result

@@ -1,0 +1,337 @@
+"""OpenSearch bulk sink: batches by bytes and count, bounded in-flight requests, per-item outcomes.
+
+Why this shape:
+- `create` with a deterministic `_id`: a redelivered document is a 409 (already there), never a duplicate.
+- Per-item outcomes: 2xx/409 delivered; 429/5xx retried (only those items) with capped, jittered backoff;
+  any other 4xx is the document's own fault and goes to the dead letters with OpenSearch's reason.
+- Backpressure: ready bulk bodies wait in a queue of `max_in_flight` slots; when it is full, `submit()` awaits,
+  which holds back the readers, which hold back SQS receives. Memory is bounded by configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from isal import igzip
+from opensearchpy import AsyncOpenSearch
+from opensearchpy.exceptions import ConnectionError as OSConnectionError
+from opensearchpy.exceptions import ConnectionTimeout, TransportError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+
+from worker import telemetry as m
+from worker.config import OpenSearchConfig
+from worker.dead_letters import DeadLetters
+from worker.model import DeadLetter, Document, Outcome
+from worker.sinks.templates import index_templates
+
+log = m.get_logger("sluice.opensearch")
+
+_FILTER_PATH = "errors,items.*.status,items.*.error.type,items.*.error.reason"
+
+
+class RetryableBulkError(Exception):
+    """Some or all items of a bulk request must be sent again (429, 5xx, connection failure, timeout)."""
+
+
+def build_client(cfg: OpenSearchConfig, aws_region: str) -> AsyncOpenSearch:
+    """An AsyncOpenSearch client from config: no auth, basic auth, or SigV4 for `es` / `aoss`."""
+    auth: Any = None
+    if cfg.auth.type == "basic":
+        auth = (cfg.auth.username, cfg.auth.password)
+    elif cfg.auth.type == "sigv4":
+        import botocore.session
+        from opensearchpy import AWSV4SignerAsyncAuth
+
+        # botocore's credential chain covers env, IRSA web identity, ECS task roles and instance profiles,
+        # and refreshes them; the signer asks for frozen credentials per request.
+        credentials = botocore.session.Session().get_credentials()
+        if credentials is None:
+            raise RuntimeError("opensearch.auth.type is sigv4 but no AWS credentials were found")
+        auth = AWSV4SignerAsyncAuth(credentials, cfg.auth.region or aws_region, cfg.auth.service)
+    return AsyncOpenSearch(
+        hosts=cfg.hosts,
+        http_auth=auth,
+        verify_certs=cfg.verify_certs,
+        ca_certs=cfg.ca_certs,
+        ssl_show_warn=False,
+        http_compress=False,  # we gzip bodies ourselves with isal, faster than the stdlib's gzip
+        timeout=cfg.bulk.timeout,
+        max_retries=0,  # retries are ours: per item, with backoff, bounded in time
+        pool_maxsize=cfg.bulk.max_in_flight + 2,
+    )
+
+
+class IndexNamer:
+    """Index name from the log type and the document's own date, cached per (log type, day)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self._cache: dict[tuple[str, str], str] = {}
+
+    def __call__(self, log_type: str, timestamp: Any) -> str:
+        day = timestamp[:10] if isinstance(timestamp, str) and len(timestamp) >= 10 else ""
+        key = (log_type, day)
+        name = self._cache.get(key)
+        if name is None:
+            if not day:
+                day = time.strftime("%Y-%m-%d", time.gmtime())
+            name = (
+                self.pattern.replace("{log_type}", log_type)
+                .replace("{yyyy}", day[0:4])
+                .replace("{MM}", day[5:7])
+                .replace("{dd}", day[8:10])
+            )
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[key] = name
+        return name
+
+
+@dataclass(slots=True)
+class _Batch:
+    body: bytearray = field(default_factory=bytearray)
+    docs: list[Document] = field(default_factory=list)
+    spans: list[int] = field(default_factory=list)
+    """Start offset in `body` of each document's two lines; the end is the next start."""
+    indices: list[str] = field(default_factory=list)
+    created: float = field(default_factory=time.monotonic)
+
+    def item_bytes(self, i: int) -> bytes:
+        end = self.spans[i + 1] if i + 1 < len(self.spans) else len(self.body)
+        return bytes(self.body[self.spans[i]:end])
+
+
+class OpenSearchSink:
+    """Lifecycle: `async with OpenSearchSink(...) as sink:`; leaving the block flushes and drains."""
+
+    def __init__(self, cfg: OpenSearchConfig, dead_letters: DeadLetters, client: AsyncOpenSearch) -> None:
+        self.cfg = cfg
+        self.client = client
+        self.dead_letters = dead_letters
+        self.index_for = IndexNamer(cfg.index)
+        self._batch = _Batch()
+        self._queue: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=cfg.bulk.max_in_flight)
+        self._senders: list[asyncio.Task[None]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._closing = False
+        self._buffered = 0
+
+    async def __aenter__(self) -> OpenSearchSink:
+        self._senders = [
+            asyncio.create_task(self._send_loop(), name=f"bulk-sender-{i}")
+            for i in range(self.cfg.bulk.max_in_flight)
+        ]
+        self._flusher = asyncio.create_task(self._flush_loop(), name="bulk-flusher")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Send what is buffered and wait for in-flight requests; after `timeout` seconds, cancel them
+        (their documents settle as RETRY, so their units are redelivered, not lost)."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._flusher:
+            self._flusher.cancel()
+
+        async def drain() -> None:
+            await self.flush()
+            for _ in self._senders:
+                await self._queue.put(None)
+            await asyncio.gather(*self._senders, return_exceptions=True)
+
+        try:
+            await asyncio.wait_for(drain(), timeout)
+        except TimeoutError:
+            log.warning("bulk_requests_abandoned", note="units will be redelivered")
+            for task in self._senders:
+                task.cancel()
+            await asyncio.gather(*self._senders, return_exceptions=True)
+
+    async def setup(self) -> list[str]:
+        """Install index templates for every log type; returns their names."""
+        names = []
+        for name, body in index_templates(self.cfg).items():
+            await self.client.indices.put_index_template(name=name, body=body)
+            names.append(name)
+        return names
+
+    # --- intake ----------------------------------------------------------------------------------------
+
+    async def submit(self, docs: list[Document]) -> None:
+        """Queue documents for indexing; awaits while the sink is full (that is the backpressure)."""
+        bulk = self.cfg.bulk
+        dumps = orjson.dumps
+        for doc in docs:
+            index = self.index_for(doc.log_type, doc.body.get("@timestamp"))
+            try:
+                source = dumps(doc.body)
+            except TypeError as exc:
+                await self.dead_letters.add(
+                    DeadLetter("unserializable", str(exc), doc.origin, doc.log_type, offset=doc.offset,
+                               raw=doc.raw, doc_id=doc.id, index=index),
+                    doc.ack,
+                )
+                continue
+            batch = self._batch
+            batch.spans.append(len(batch.body))
+            batch.body += b'{"create":{"_index":"%s","_id":"%s"}}\n' % (index.encode(), doc.id.encode())
+            batch.body += source
+            batch.body += b"\n"
+            batch.docs.append(doc)
+            batch.indices.append(index)
+            self._buffered += 1
+            if len(batch.body) >= bulk.max_bytes or len(batch.docs) >= bulk.max_docs:
+                await self._cut()
+        m.SINK_BUFFER_DOCUMENTS.set(self._buffered)
+
+    async def flush(self) -> None:
+        if self._batch.docs:
+            await self._cut()
+
+    async def _cut(self) -> None:
+        batch, self._batch = self._batch, _Batch()
+        await self._queue.put(batch)
+        m.SINK_BUFFER_FILL.set(self._queue.qsize() / self._queue.maxsize)
+
+    async def _flush_loop(self) -> None:
+        interval = self.cfg.bulk.flush_interval
+        while True:
+            await asyncio.sleep(interval / 2)
+            if self._batch.docs and time.monotonic() - self._batch.created >= interval:
+                await self._cut()
+
+    # --- delivery --------------------------------------------------------------------------------------
+
+    async def _send_loop(self) -> None:
+        while True:
+            batch = await self._queue.get()
+            m.SINK_BUFFER_FILL.set(self._queue.qsize() / self._queue.maxsize)
+            if batch is None:
+                return
+            try:
+                await self._deliver(batch)
+            except asyncio.CancelledError:
+                self._settle_all(batch, range(len(batch.docs)), Outcome.RETRY)
+                raise
+            except Exception as exc:  # a bug must not lose documents: the units are retried
+                log.exception("bulk_delivery_crashed", error=str(exc))
+                self._settle_all(batch, range(len(batch.docs)), Outcome.RETRY)
+            finally:
+                self._buffered -= len(batch.docs)
+                m.SINK_BUFFER_DOCUMENTS.set(self._buffered)
+
+    def _settle_all(self, batch: _Batch, items: Any, outcome: Outcome) -> None:
+        for i in items:
+            batch.docs[i].ack.settle(outcome)
+
+    async def _deliver(self, batch: _Batch) -> None:
+        """Send the batch; resend only the retryable items until they succeed or time runs out."""
+        pending = list(range(len(batch.docs)))
+        retry_cfg = self.cfg.retry
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(RetryableBulkError),
+                stop=stop_after_delay(retry_cfg.max_elapsed),
+                wait=wait_exponential_jitter(initial=retry_cfg.initial_backoff, max=retry_cfg.max_backoff),
+                reraise=True,
+            ):
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        for i in pending:
+                            m.DOCUMENTS_RETRIED.labels(batch.docs[i].log_type).inc()
+                    pending = await self._attempt(batch, pending)
+                    if pending:
+                        raise RetryableBulkError(f"{len(pending)} items to retry")
+        except RetryableBulkError as exc:
+            log.error("bulk_retries_exhausted", items=len(pending), error=str(exc),
+                      max_elapsed=retry_cfg.max_elapsed)
+            self._settle_all(batch, pending, Outcome.RETRY)
+
+    async def _attempt(self, batch: _Batch, pending: list[int]) -> list[int]:
+        """One bulk request for `pending` items; settles what is final, returns what must be retried."""
+        if len(pending) == len(batch.docs):
+            body = bytes(batch.body)
+        else:
+            body = b"".join(batch.item_bytes(i) for i in pending)
+        headers = {"content-type": "application/x-ndjson"}
+        payload = body
+        if self.cfg.bulk.compress:
+            payload = igzip.compress(body, compresslevel=1)
+            headers["content-encoding"] = "gzip"
+        start = time.perf_counter()
+        m.BULK_IN_FLIGHT.inc()
+        try:
+            resp = await self.client.transport.perform_request(
+                "POST", "/_bulk", params={"filter_path": _FILTER_PATH}, body=payload, headers=headers,
+                timeout=self.cfg.bulk.timeout,
+            )
+        except (OSConnectionError, ConnectionTimeout) as exc:
+            m.BULK_REQUESTS.labels("connection_error").inc()
+            log.warning("bulk_request_failed", error=type(exc).__name__, detail=str(exc)[:300], items=len(pending))
+            raise RetryableBulkError(str(exc)) from exc
+        except TransportError as exc:
+            status = exc.status_code if isinstance(exc.status_code, int) else 0
+            if status == 429 or status >= 500 or status == 0:
+                m.BULK_REQUESTS.labels(f"http_{status}").inc()
+                log.warning("bulk_request_failed", status=status, items=len(pending))
+                raise RetryableBulkError(f"HTTP {status}") from exc
+            # The whole request was refused (e.g. 400 for a malformed body or 413 too large): split in two
+            # so one bad document cannot sink its neighbours; a single item refused is dead-lettered.
+            m.BULK_REQUESTS.labels(f"http_{status}").inc()
+            if len(pending) == 1:
+                self._reject(batch, pending[0], f"HTTP {status}", str(exc.info)[:1000])
+                return []
+            half = len(pending) // 2
+            return await self._attempt(batch, pending[:half]) + await self._attempt(batch, pending[half:])
+        finally:
+            m.BULK_IN_FLIGHT.dec()
+            m.BULK_LATENCY.observe(time.perf_counter() - start)
+        m.BULK_REQUESTS.labels("ok").inc()
+        m.BULK_BYTES.inc(len(body))
+        return self._outcomes(batch, pending, resp)
+
+    def _outcomes(self, batch: _Batch, pending: list[int], resp: Any) -> list[int]:
+        items = resp.get("items") if isinstance(resp, dict) else None
+        if not isinstance(items, list) or len(items) != len(pending):
+            log.error("bulk_response_malformed", expected=len(pending),
+                      got=len(items) if isinstance(items, list) else None)
+            raise RetryableBulkError("bulk response did not list every item")
+        retry: list[int] = []
+        created = exists = 0
+        for i, item in zip(pending, items, strict=True):
+            result = next(iter(item.values())) if item else {}
+            status = result.get("status", 0)
+            doc = batch.docs[i]
+            if 200 <= status < 300:
+                doc.ack.settle(Outcome.DELIVERED)
+                created += 1
+                m.DOCUMENTS_INDEXED.labels(doc.log_type, "created").inc()
+            elif status == 409:
+                doc.ack.settle(Outcome.DELIVERED)
+                exists += 1
+                m.DOCUMENTS_INDEXED.labels(doc.log_type, "exists").inc()
+            elif status == 429 or status >= 500:
+                retry.append(i)
+            else:
+                err = result.get("error") or {}
+                reason = f"{err.get('type', 'error')}: {err.get('reason', '')}" if isinstance(err, dict) else str(err)
+                self._reject(batch, i, f"HTTP {status}", reason)
+        return retry
+
+    def _reject(self, batch: _Batch, i: int, status: str, reason: str) -> None:
+        doc = batch.docs[i]
+        log.warning("document_rejected", log_type=doc.log_type, id=doc.id, index=batch.indices[i],
+                    status=status, reason=reason[:500])
+        self.dead_letters.add_nowait(
+            DeadLetter("rejected", f"{status} {reason}", doc.origin, doc.log_type, offset=doc.offset, raw=doc.raw,
+                       document=doc.body, doc_id=doc.id, index=batch.indices[i]),
+            doc.ack,
+        )
+

@@ -1,0 +1,106 @@
+"""Logging set-up and every Prometheus metric, declared once.
+
+Label sets are bounded (source, log_type, reason, outcome): never an id, a key or a queue URL, so the metric
+cardinality of a worker does not grow with its input.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+from prometheus_client import Counter, Gauge, Histogram
+
+NS = "sluice"
+
+# --- sources -------------------------------------------------------------------------------------------
+SQS_MESSAGES_RECEIVED = Counter(
+    f"{NS}_sqs_messages_received_total", "SQS messages received.", ["source"])
+SQS_MESSAGES_DELETED = Counter(
+    f"{NS}_sqs_messages_deleted_total", "SQS messages deleted after every document was settled.", ["source"])
+SQS_MESSAGES_NACKED = Counter(
+    f"{NS}_sqs_messages_nacked_total",
+    "SQS messages made visible again because processing failed for an infrastructure reason.",
+    ["source", "reason"])
+SQS_VISIBILITY_EXTENSIONS = Counter(
+    f"{NS}_sqs_visibility_extensions_total", "Visibility timeouts extended for messages still in flight.",
+    ["source"])
+MESSAGES_IN_FLIGHT = Gauge(
+    f"{NS}_messages_in_flight", "Messages received and not yet acknowledged or nacked.", ["source"])
+S3_OBJECTS_READ = Counter(
+    f"{NS}_s3_objects_read_total", "S3 objects read to the end.", ["source", "log_type"])
+S3_OBJECTS_SKIPPED = Counter(
+    f"{NS}_s3_objects_skipped_total", "S3 objects deliberately not ingested (e.g. CloudTrail digests).",
+    ["source", "reason"])
+S3_BYTES_READ = Counter(
+    f"{NS}_s3_bytes_read_total", "Bytes read from S3 object bodies (as stored, before decompression).",
+    ["source"])
+DECOMPRESSED_BYTES = Counter(
+    f"{NS}_decompressed_bytes_total", "Bytes after decompression.", ["source"])
+
+# --- parsing -------------------------------------------------------------------------------------------
+DOCUMENTS_PARSED = Counter(
+    f"{NS}_documents_parsed_total", "Documents produced by parsers.", ["source", "log_type"])
+PARSE_FAILURES = Counter(
+    f"{NS}_parse_failures_total", "Records that could not be parsed (dead-lettered).", ["source", "log_type"])
+
+# --- sink ----------------------------------------------------------------------------------------------
+DOCUMENTS_INDEXED = Counter(
+    f"{NS}_documents_indexed_total",
+    "Documents accepted by OpenSearch (created, or already present: 409 on create).",
+    ["log_type", "result"])
+DOCUMENTS_RETRIED = Counter(
+    f"{NS}_documents_retried_total", "Bulk items retried after a retryable status (429, 5xx).", ["log_type"])
+BULK_REQUESTS = Counter(
+    f"{NS}_bulk_requests_total", "Bulk requests sent, by outcome.", ["outcome"])
+BULK_LATENCY = Histogram(
+    f"{NS}_bulk_request_duration_seconds", "Latency of one bulk request.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
+BULK_BYTES = Counter(
+    f"{NS}_bulk_bytes_total", "Uncompressed bytes of bulk request bodies sent.", [])
+BULK_IN_FLIGHT = Gauge(
+    f"{NS}_bulk_requests_in_flight", "Bulk requests currently awaiting a response.", [])
+SINK_BUFFER_DOCUMENTS = Gauge(
+    f"{NS}_sink_buffer_documents", "Documents buffered in the sink, not yet in a sent bulk request.", [])
+SINK_BUFFER_FILL = Gauge(
+    f"{NS}_sink_buffer_fill_ratio",
+    "Filled share of the sink's bounded queue of ready bulk requests (1 = sources are being held back).", [])
+
+# --- dead letters ----------------------------------------------------------------------------------------
+DOCUMENTS_DEAD_LETTERED = Counter(
+    f"{NS}_documents_dead_lettered_total",
+    "Records stored in the backup bucket with a reason (parse errors, rejected documents, bad objects).",
+    ["source", "log_type", "reason"])
+DEAD_LETTER_OBJECTS = Counter(
+    f"{NS}_dead_letter_objects_written_total",
+    "Objects written to the backup bucket (NDJSON.gz batches and copies of undecodable objects).", ["kind"])
+
+# --- process ---------------------------------------------------------------------------------------------
+READY = Gauge(f"{NS}_ready", "1 when the worker is consuming, 0 while starting or draining.", [])
+
+
+def configure_logging(level: str = "info", fmt: str = "json") -> None:
+    """structlog to stderr: JSON for machines, console for people; stdlib logging routed through it."""
+    lvl = getattr(logging, level.upper())
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*processors, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=max(lvl, logging.WARNING), stream=sys.stderr, format="%(name)s %(message)s")
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)
