@@ -22,26 +22,35 @@ class ConfigError(Exception):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class AwsEndpoints(_Model):
     s3: str | None = None
+    """Endpoint URL for S3 (e.g. a VPC endpoint or an emulator)."""
     sqs: str | None = None
+    """Endpoint URL for SQS."""
     sts: str | None = None
+    """Endpoint URL for STS (used to assume `aws.role_arn`)."""
     kinesis: str | None = None
+    """Endpoint URL for Kinesis Data Streams."""
     dynamodb: str | None = None
+    """Endpoint URL for DynamoDB (Kinesis lease table)."""
     logs: str | None = None
+    """Endpoint URL for CloudWatch Logs."""
 
 
 class AwsConfig(_Model):
     region: str = "us-east-1"
+    """Region of every AWS client."""
     endpoint_url: str | None = None
     """One endpoint for every service (LocalStack, moto server); `endpoints.<service>` wins over it."""
     endpoints: AwsEndpoints = AwsEndpoints()
+    """Per-service endpoint URLs."""
     role_arn: str | None = None
     """Assume this role (STS) for every AWS call of the worker."""
     max_pool_connections: int = Field(50, ge=1)
+    """HTTP connections per AWS client."""
 
     def endpoint_for(self, service: str) -> str | None:
         specific: str | None = getattr(self.endpoints, service, None)
@@ -50,8 +59,11 @@ class AwsConfig(_Model):
 
 class OpenSearchAuth(_Model):
     type: Literal["none", "basic", "sigv4"] = "none"
+    """`sigv4` signs with the worker's AWS credentials (Amazon OpenSearch Service and Serverless)."""
     username: str | None = None
+    """Basic auth user."""
     password: str | None = None
+    """Basic auth password; use `${VAR}` to read it from the environment."""
     service: Literal["es", "aoss"] = "es"
     """`es` for Amazon OpenSearch Service domains, `aoss` for OpenSearch Serverless collections."""
     region: str | None = None
@@ -68,6 +80,7 @@ class BulkConfig(_Model):
     max_bytes: int = Field(5 << 20, ge=1024)
     """A bulk request is sent once its body (uncompressed) reaches this many bytes."""
     max_docs: int = Field(10_000, ge=1)
+    """A bulk request is sent once it holds this many documents."""
     flush_interval: float = Field(1.0, gt=0)
     """Seconds a partly filled bulk request may wait for more documents."""
     max_in_flight: int = Field(4, ge=1)
@@ -75,29 +88,40 @@ class BulkConfig(_Model):
     compress: bool = True
     """gzip request bodies."""
     timeout: float = Field(120.0, gt=0)
+    """Seconds to wait for one bulk response before it counts as failed (and is retried)."""
 
 
 class RetryConfig(_Model):
     initial_backoff: float = Field(0.5, gt=0)
+    """First wait before retrying items that got 429/5xx or a failed request (doubles, with jitter)."""
     max_backoff: float = Field(30.0, gt=0)
+    """Longest wait between two retries."""
     max_elapsed: float = Field(300.0, gt=0)
     """After this many seconds of retrying one bulk request its documents are RETRY: the message is nacked."""
 
 
 class OpenSearchConfig(_Model):
     hosts: list[str] = Field(min_length=1)
+    """OpenSearch URLs, e.g. `https://search-logs.us-east-1.es.amazonaws.com:443`."""
     auth: OpenSearchAuth = OpenSearchAuth()
+    """How requests are authenticated."""
     verify_certs: bool = True
+    """Verify the server's TLS certificate (keep on outside development)."""
     ca_certs: str | None = None
+    """Path of a CA bundle for the server's certificate."""
     index: str = "sluice-{log_type}-{yyyy}.{MM}.{dd}"
     """Index name pattern. `{log_type}` and the event's own date (`{yyyy}`, `{MM}`, `{dd}`) from `@timestamp`,
     so a redelivered document always lands in the same index."""
     bulk: BulkConfig = BulkConfig()
+    """How documents are batched into bulk requests."""
     retry: RetryConfig = RetryConfig()
+    """How failed bulk items are retried before their message is handed back to the queue."""
     install_templates: bool = True
     """Install index templates at start-up (`sluice setup` does it on demand)."""
     number_of_shards: int = Field(1, ge=1)
+    """Primary shards per index (in the installed templates)."""
     number_of_replicas: int = Field(1, ge=0)
+    """Replicas per index (in the installed templates)."""
 
     @field_validator("index")
     @classmethod
@@ -112,6 +136,7 @@ class DeadLetterConfig(_Model):
     bucket: str
     """Backup bucket: dead letters are written here as NDJSON.gz with the reason and origin."""
     prefix: str = "dead-letters/"
+    """Key prefix in the backup bucket."""
     replay_queue_url: str
     """A pointer message per dead-letter object goes here, for `sluice replay`."""
     max_object_bytes: int = Field(8 << 20, ge=1024)
@@ -119,8 +144,14 @@ class DeadLetterConfig(_Model):
 
 
 class SqsS3Source(_Model):
+    """S3 `ObjectCreated` notifications on an SQS queue (direct, via SNS, or from EventBridge). Each object is
+    streamed, decompressed (gzip, zstd, bzip2 or none, sniffed from its bytes), parsed and indexed; the
+    message is deleted only after every document from it is indexed or dead-lettered."""
+
     type: Literal["sqs_s3"]
+    """Source type."""
     queue_url: str
+    """The SQS queue receiving the notifications."""
     log_type: str = "auto"
     """`auto` routes by S3 key; or a fixed log type for every object of this queue."""
     max_in_flight: int = Field(10, ge=1)
@@ -134,6 +165,7 @@ class SqsS3Source(_Model):
     keep_original: bool = False
     """Keep each raw line as `event.original`."""
     parser_options: dict[str, Any] = {}
+    """Options passed to the parser, e.g. `format` for VPC flow logs without a header line."""
 
     @field_validator("log_type")
     @classmethod
@@ -160,8 +192,11 @@ class TelemetryConfig(_Model):
     metrics_port: int = Field(9090, ge=0, le=65535)
     """Port of `/metrics`, `/healthz` and `/readyz` (0 disables the server)."""
     metrics_host: str = "0.0.0.0"
+    """Address the metrics and health server binds to."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Least severe log level written."""
     log_format: Literal["json", "console"] = "json"
+    """`json` (one object per line, for log pipelines) or `console` (for people)."""
 
 
 class WorkerConfig(_Model):
@@ -171,12 +206,19 @@ class WorkerConfig(_Model):
 
 class Config(_Model):
     aws: AwsConfig = AwsConfig()
+    """AWS region, endpoints and credentials. Credentials come from the environment, the task or pod role,
+    or an assumed role, never from this file."""
     opensearch: OpenSearchConfig
+    """Where documents are indexed, and how."""
     dead_letters: DeadLetterConfig
+    """Where records that cannot be delivered are kept (they are never dropped)."""
     sources: dict[str, SourceConfig] = Field(min_length=1)
     pipeline: PipelineConfig = PipelineConfig()
+    """Bounds on the decode and framing stage."""
     telemetry: TelemetryConfig = TelemetryConfig()
+    """Logs, metrics and health endpoints."""
     worker: WorkerConfig = WorkerConfig()
+    """Process lifecycle."""
 
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

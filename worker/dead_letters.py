@@ -79,7 +79,11 @@ class DeadLetters:
                 return
             lines, acks, reasons = self._lines, self._acks, self._reasons
             self._lines, self._acks, self._reasons, self._bytes = [], [], Counter(), 0
-            ok = await self._write(lines, reasons)
+            try:
+                ok = await self._write(lines, reasons)
+            except Exception as exc:  # whatever failed, these records are not durable: their units retry
+                log.exception("dead_letter_write_failed", kind="records", records=len(lines), error=str(exc))
+                ok = False
             outcome = Outcome.DEAD_LETTERED if ok else Outcome.RETRY
             for ack in acks:
                 ack.settle(outcome)
@@ -121,11 +125,11 @@ class DeadLetters:
 
     def _retrying(self) -> AsyncRetrying:
         return AsyncRetrying(stop=stop_after_delay(self.retry_seconds),
-                             wait=wait_exponential_jitter(initial=0.5, max=10), reraise=True)
+                             wait=wait_exponential_jitter(multiplier=0.5, max=10, jitter=0.5), reraise=True)
 
     async def _write(self, lines: list[bytes], reasons: Counter[str]) -> bool:
         key = f"{self.cfg.prefix}{time.strftime('%Y/%m/%d/%H', time.gmtime())}/{uuid.uuid4().hex}.ndjson.gz"
-        body = igzip.compress(b"".join(lines), compresslevel=6)
+        body = igzip.compress(b"".join(lines), compresslevel=2)  # isal levels are 0-3
         pointer: dict[str, Any] = {
             "type": POINTER_TYPE, "kind": "records", "bucket": self.cfg.bucket, "key": key,
             "records": len(lines), "reasons": dict(reasons),

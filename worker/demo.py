@@ -94,7 +94,7 @@ async def _demo(aws_endpoint: str | None, opensearch_url: str | None, corpus: Pa
         return await _run(aws_endpoint, opensearch_url, corpus)
     finally:
         for proc in reversed(started):
-            proc.stop()
+            proc.close()
         if started:
             print("stopped the servers the demo started")
 

@@ -239,7 +239,8 @@ class OpenSearchSink:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(RetryableBulkError),
                 stop=stop_after_delay(retry_cfg.max_elapsed),
-                wait=wait_exponential_jitter(initial=retry_cfg.initial_backoff, max=retry_cfg.max_backoff),
+                wait=wait_exponential_jitter(multiplier=retry_cfg.initial_backoff, max=retry_cfg.max_backoff,
+                                             jitter=retry_cfg.initial_backoff),
                 reraise=True,
             ):
                 with attempt:

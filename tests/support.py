@@ -1,0 +1,138 @@
+"""Helpers shared by the integration and fault tests: configs, running the worker, reading outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import time
+from typing import Any
+
+import orjson
+from opensearchpy import OpenSearch
+
+from worker.app import Worker
+from worker.config import Config, parse_config
+
+
+def make_config(*, aws_endpoint: str, opensearch_url: str, queue_url: str, backup_bucket: str,
+                replay_queue_url: str, index_prefix: str, **over: Any) -> Config:
+    """A worker config for one test: its own index prefix, short waits, no metrics port."""
+    data: dict[str, Any] = {
+        "aws": {"region": "us-east-1", "endpoint_url": aws_endpoint},
+        "opensearch": {
+            "hosts": [opensearch_url], "number_of_replicas": 0,
+            "index": index_prefix + "-{log_type}-{yyyy}.{MM}.{dd}",
+            "bulk": {"flush_interval": 0.2, "max_docs": 500},
+            "retry": {"initial_backoff": 0.2, "max_backoff": 1.0, "max_elapsed": 20},
+        },
+        "dead_letters": {"bucket": backup_bucket, "replay_queue_url": replay_queue_url},
+        "sources": {"logs": {"type": "sqs_s3", "queue_url": queue_url, "wait_time": 1,
+                             "visibility_timeout": 30, "retry_visibility": 1}},
+        "telemetry": {"metrics_port": 0},
+        "worker": {"shutdown_grace": 10},
+    }
+    for path, value in over.items():
+        node = data
+        parts = path.split("__")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return parse_config(data)
+
+
+def queue_depth(sqs: Any, queue_url: str) -> int:
+    attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+async def run_worker_until(cfg: Config, done: Any, timeout: float = 120.0, settle: float = 0.0) -> Worker:
+    """Run a worker in this loop until `done()` (a sync predicate, polled) holds, then stop it gracefully."""
+    worker = Worker(cfg)
+    task = asyncio.create_task(worker.run(install_signals=False))
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            await asyncio.sleep(0.5)
+            if task.done():
+                task.result()
+                raise AssertionError("worker stopped by itself")
+            if await asyncio.to_thread(done):
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not reached within {timeout} s")
+        if settle:
+            await asyncio.sleep(settle)
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(task, 60)
+    return worker
+
+
+def drained(sqs: Any, queue_url: str) -> Any:
+    """A predicate: the queue held no message (visible or in flight) on two polls in a row."""
+    state = {"empty": 0}
+
+    def check() -> bool:
+        state["empty"] = state["empty"] + 1 if queue_depth(sqs, queue_url) == 0 else 0
+        return state["empty"] >= 2
+
+    return check
+
+
+def os_client(url: str) -> OpenSearch:
+    return OpenSearch(hosts=[url], timeout=120)
+
+
+def index_counts(client: OpenSearch, prefix: str) -> dict[str, int]:
+    """Documents per index for every index under `prefix` (refreshed first)."""
+    pattern = f"{prefix}-*"
+    if not client.indices.exists(index=pattern):
+        return {}
+    client.indices.refresh(index=pattern)
+    return {name: client.count(index=name)["count"] for name in sorted(client.indices.get(index=pattern))}
+
+
+def all_docs(client: OpenSearch, index: str, size: int = 10000) -> list[dict[str, Any]]:
+    client.indices.refresh(index=index)
+    hits = client.search(index=index, body={"query": {"match_all": {}}, "size": size})["hits"]["hits"]
+    return [h for h in hits]
+
+
+def backup_records(s3: Any, bucket: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """(dead-letter records from NDJSON.gz objects, keys of whole objects kept) in the backup bucket."""
+    records: list[dict[str, Any]] = []
+    objects: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            key = obj["Key"]
+            if key.endswith(".ndjson.gz"):
+                body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                records += [orjson.loads(line) for line in gzip.decompress(body).splitlines()]
+            else:
+                objects.append(key)
+    return records, objects
+
+
+def replay_pointers(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    out = []
+    while True:
+        resp = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        msgs = resp.get("Messages", [])
+        if not msgs:
+            return out
+        for msg in msgs:
+            out.append(json.loads(msg["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=msg["ReceiptHandle"])
+
+
+def metric(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    total = 0.0
+    for fam in REGISTRY.collect():
+        for sample in fam.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
