@@ -136,3 +136,35 @@ def metric(name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value
     return total
+
+
+class RunningWorker:
+    """`async with RunningWorker(cfg) as w:` runs a worker in this loop; leaving stops it gracefully."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.worker = Worker(cfg)
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Worker:
+        self.task = asyncio.create_task(self.worker.run(install_signals=False))
+        deadline = time.monotonic() + 30
+        while not self.worker.ready:
+            if self.task.done():
+                self.task.result()
+            if time.monotonic() > deadline:
+                raise AssertionError("worker did not become ready")
+            await asyncio.sleep(0.05)
+        return self.worker
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.task is not None
+        self.worker.request_stop()
+        await asyncio.wait_for(self.task, 60)
+
+
+async def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(predicate):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.5)

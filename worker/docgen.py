@@ -90,7 +90,8 @@ def render() -> str:
     parts.append("\n## `sources`\n\nA mapping of source name -> source. The name labels metrics and logs.\n")
     for model in (SqsS3Source,):
         doc = (model.__doc__ or "").strip()
-        parts.append(f"\n### `type: {model.model_fields['type'].annotation.__args__[0]}`\n\n{doc}\n\n{header}")
+        source_type = get_args(model.model_fields["type"].annotation)[0]
+        parts.append(f"\n### `type: {source_type}`\n\n{doc}\n\n{header}")
         parts.extend(_rows(model, "sources.<name>."))
     return "\n".join(parts) + "\n"
 

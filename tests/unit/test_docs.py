@@ -3,8 +3,8 @@
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
 from prometheus_client import REGISTRY
+from pydantic import BaseModel
 
 import worker.telemetry  # noqa: F401  (declares the metrics)
 from worker.config import Config, SqsS3Source

@@ -1,0 +1,241 @@
+"""Conversions every parser needs, written for the per-line hot path.
+
+Parsers run once per log line at tens of MB/s, so these helpers avoid `datetime` where plain string slicing
+gives the same answer, cache the few distinct values a stream repeats (capture-window timestamps, TLS
+protocol names) and never compile anything per call.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+import struct
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+ABSENT = "-"
+"""How AWS text logs write "no value" in a column."""
+
+IANA_PROTOCOLS: dict[str, str] = {
+    "0": "hopopt",
+    "1": "icmp",
+    "2": "igmp",
+    "4": "ipv4",
+    "6": "tcp",
+    "8": "egp",
+    "17": "udp",
+    "41": "ipv6",
+    "47": "gre",
+    "50": "esp",
+    "51": "ah",
+    "58": "ipv6-icmp",
+    "89": "ospfigp",
+    "103": "pim",
+    "112": "vrrp",
+    "115": "l2tp",
+    "132": "sctp",
+    "136": "udplite",
+    "137": "mpls-in-ip",
+}
+"""IANA protocol number (as logged) -> lowercase IANA keyword, the form ECS wants in `network.transport`.
+
+Only protocols seen in cloud flow logs; an unknown number keeps `network.iana_number` and gets no name.
+"""
+
+_EPOCH_CACHE: dict[str, str] = {}
+_EPOCH_CACHE_MAX = 4096
+
+
+def epoch_to_iso(value: str) -> str:
+    """Epoch seconds (as logged) -> `2019-06-11T09:56:08.000Z`.
+
+    Flow logs repeat the same capture-window boundaries on thousands of lines, so a small cache turns the
+    common case into one dict lookup. Raises ValueError for anything that is not an integer epoch.
+    """
+    cached = _EPOCH_CACHE.get(value)
+    if cached is not None:
+        return cached
+    try:
+        tm = time.gmtime(int(value))
+    except (OverflowError, OSError) as exc:
+        raise ValueError(f"epoch seconds out of range: {value!r}") from exc
+    out = f"{tm[0]:04d}-{tm[1]:02d}-{tm[2]:02d}T{tm[3]:02d}:{tm[4]:02d}:{tm[5]:02d}.000Z"
+    if len(_EPOCH_CACHE) >= _EPOCH_CACHE_MAX:
+        _EPOCH_CACHE.clear()
+    _EPOCH_CACHE[value] = out
+    return out
+
+
+def iso_to_utc_ms(value: str) -> str:
+    """Any ISO 8601 timestamp -> UTC with millisecond precision, `2018-07-02T22:23:00.186Z`.
+
+    AWS writes UTC `...Z` stamps with 0-9 fraction digits; those are rewritten by slicing (truncating, as
+    Elasticsearch's date parsing does, not rounding); fields out of range fall through to `datetime`, which
+    rejects them (day 31 of a 30-day month is left for the index to refuse). Offsets, basic format
+    (`20131102T010628Z`) and naive stamps (taken as UTC) go through `datetime`. Raises ValueError when the
+    value is not a timestamp.
+    """
+    n = len(value)
+    if (
+        n >= 20
+        and value[n - 1] == "Z"
+        and value[10] == "T"
+        and value[4] == "-"
+        and value[7] == "-"
+        and value[13] == ":"
+        and value[16] == ":"
+        and (value[0:4] + value[5:7] + value[8:10] + value[11:13] + value[14:16] + value[17:19]).isdigit()
+        and "01" <= value[5:7] <= "12"
+        and "01" <= value[8:10] <= "31"
+        and value[11:13] <= "23"
+        and value[14:16] <= "59"
+        and value[17:19] <= "59"
+    ):
+        if n == 20:
+            return value[:19] + ".000Z"
+        if value[19] == ".":
+            digits = value[20 : n - 1]
+            if digits.isdigit():
+                return value[:19] + "." + (digits + "00")[:3] + "Z"
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 timestamp: {value!r}") from None
+    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def to_int(value: str) -> int | None:
+    """A logged integer; `-` (no value) -> None. Raises ValueError for anything else that is not an int."""
+    if value == ABSENT:
+        return None
+    return int(value)
+
+
+def to_float(value: str) -> float | None:
+    """A logged decimal; `-` (no value) -> None. Raises ValueError for anything else that is not a number."""
+    if value == ABSENT:
+        return None
+    return float(value)
+
+
+@lru_cache(maxsize=1024)
+def _split_dotted(name: str) -> tuple[str, ...]:
+    return tuple(name.split("."))
+
+
+def set_dotted(doc: dict[str, Any], name: str, value: Any) -> None:
+    """Set `a.b.c` in a nested document, creating the intermediate objects.
+
+    For fields only known at run time (a flow-log column nobody has seen yet); fields known when the parser
+    is written are put in place directly, which is faster.
+    """
+    path = _split_dotted(name)
+    node = doc
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
+def flatten(doc: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested document -> `{dotted name: leaf value}`; lists are leaves. The inverse of `set_dotted`."""
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+_TLS_VERSIONS: dict[str, tuple[str, str] | None] = {}
+
+
+def tls_version(protocol: str) -> tuple[str, str] | None:
+    """`TLSv1.2` / `tlsv12` / `TLSv1` -> (`tls`, `1.2` / `1.2` / `1.0`): ECS `tls.version_protocol`, `tls.version`.
+
+    None when the value has no `v<digits>` part. A handful of distinct values exist, so results are cached.
+    """
+    try:
+        return _TLS_VERSIONS[protocol]
+    except KeyError:
+        pass
+    name, sep, number = protocol.partition("v")
+    out: tuple[str, str] | None = None
+    if sep and name and number and number.replace(".", "").isdigit():
+        if "." not in number:
+            number = number + ".0" if len(number) == 1 else number[0] + "." + number[1:]
+        out = (name.lower(), number)
+    if len(_TLS_VERSIONS) < 256:
+        _TLS_VERSIONS[protocol] = out
+    return out
+
+
+def is_ip(value: str) -> bool:
+    """Whether the text is one IPv4 or IPv6 address (no port, no list)."""
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in value else socket.AF_INET, value)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+_PORTED_PROTOCOLS = frozenset((6, 17, 132))
+
+
+def community_id(src_ip: str, dst_ip: str, protocol: int, src_port: int, dst_port: int, seed: int = 0) -> str | None:
+    """Community ID v1 flow hash (`1:<base64 sha1>`), the value Elastic's `community_id` processor writes.
+
+    Only for TCP, UDP and SCTP: ICMP needs type/code, which flow logs do not carry. None when the addresses
+    are not IPs of the same family.
+    """
+    if protocol not in _PORTED_PROTOCOLS:
+        return None
+    family = socket.AF_INET6 if ":" in src_ip else socket.AF_INET
+    try:
+        src = socket.inet_pton(family, src_ip)
+        dst = socket.inet_pton(family, dst_ip)
+    except (OSError, ValueError):
+        return None
+    if (src, src_port) > (dst, dst_port):
+        src, dst, src_port, dst_port = dst, src, dst_port, src_port
+    data = struct.pack("!H", seed) + src + dst + struct.pack("!BxHH", protocol, src_port, dst_port)
+    return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
+
+
+def snake_case(name: str) -> str:
+    """`eventVersion` -> `event_version`, `requestID` -> `request_id`, `pkt-srcaddr` -> `pkt_srcaddr`."""
+    out: list[str] = []
+    prev_lower = False
+    for i, ch in enumerate(name):
+        if ch == "-":
+            out.append("_")
+            prev_lower = False
+        elif ch.isupper():
+            nxt_lower = i + 1 < len(name) and name[i + 1].islower()
+            if out and out[-1] != "_" and (prev_lower or nxt_lower):
+                out.append("_")
+            out.append(ch.lower())
+            prev_lower = False
+        else:
+            out.append(ch)
+            prev_lower = ch.islower() or ch.isdigit()
+    return "".join(out)
+
+
+def first_present(mapping: Mapping[str, Any], keys: Iterable[str]) -> Any:
+    """The first value under one of `keys` that is neither missing, None nor empty text."""
+    for key in keys:
+        value = mapping.get(key)
+        if value is not None and value != "":
+            return value
+    return None

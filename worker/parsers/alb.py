@@ -1,0 +1,350 @@
+"""Application Load Balancer access log lines -> ECS, with the field names Elastic's `aws.elb` pipeline uses.
+
+ALB keeps appending columns to the end of its lines (classification in 2020, connection trace id in 2024,
+transform fields in 2025), so columns are read by position, the ones a line does not have yet are simply
+absent, and columns newer than this parser are kept verbatim in `aws.elb.extra_fields` instead of failing the
+line. Classic ELB, NLB and ALB connection-log lines share the file naming but not the layout: they are refused
+with a reason rather than being misread.
+
+Tokenising is a `str.split('"')` (quoted columns are the odd pieces); only lines carrying a backslash-escaped
+quote take the slower precompiled regular expression.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from worker.parsers._fields import iso_to_utc_ms, tls_version
+from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError
+
+_QUOTED_OR_BARE = re.compile(r'"((?:[^"\\]|\\.)*)"|(\S+)')
+_MIN_FIELDS = 18
+"""type .. trace_id: the columns every ALB has written since launch."""
+
+# Column positions in the ALB access-log layout (AWS documentation, "Access log entries").
+_TYPE, _TIME, _ELB, _CLIENT, _TARGET = 0, 1, 2, 3, 4
+_REQ_PT, _TARGET_PT, _RESP_PT, _ELB_STATUS, _TARGET_STATUS, _RECEIVED, _SENT = 5, 6, 7, 8, 9, 10, 11
+_REQUEST, _USER_AGENT, _CIPHER, _PROTOCOL, _TARGET_GROUP, _TRACE_ID = 12, 13, 14, 15, 16, 17
+_DOMAIN, _CERT, _PRIORITY, _CREATED, _ACTIONS, _REDIRECT, _ERROR = 18, 19, 20, 21, 22, 23, 24
+_TARGET_LIST, _STATUS_LIST, _CLASSIFICATION, _CLASSIFICATION_REASON, _CONN_TRACE = 25, 26, 27, 28, 29
+_TRANSFORMED_HOST, _TRANSFORMED_URI, _TRANSFORM_STATUS = 30, 31, 32
+_KNOWN_COLUMNS = 33
+
+
+def tokenize(line: str) -> list[str]:
+    """Split an access-log line into columns; quoted columns lose their quotes. Raises ParseError."""
+    if '\\"' in line:
+        out: list[str] = []
+        for quoted, bare in _QUOTED_OR_BARE.findall(line):
+            out.append(bare if bare else quoted.replace('\\"', '"'))
+        return out
+    parts = line.split('"')
+    if not len(parts) & 1:
+        raise ParseError("ALB line has an unbalanced double quote")
+    out = parts[0].split()
+    for i in range(1, len(parts), 2):
+        out.append(parts[i])
+        tail = parts[i + 1]
+        if tail != " ":
+            out.extend(tail.split())
+    return out
+
+
+def split_url(url: str) -> dict[str, Any]:
+    """`scheme://[user[:pass]@]host[:port]/path?query#fragment` -> ECS `url.*`, as Elastic's `uri_parts`.
+
+    Nothing is percent-decoded (Elastic keeps the raw path and query). A URL whose port is not a number
+    yields only `url.original`, as `uri_parts` fails on it.
+    """
+    out: dict[str, Any] = {"original": url}
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        if url[:1] == "/":
+            scheme, rest = "", url
+        else:
+            return out
+    cut = len(rest)
+    for ch in "/?#":
+        pos = rest.find(ch)
+        if 0 <= pos < cut:
+            cut = pos
+    authority, tail = rest[:cut], rest[cut:]
+    if authority:
+        userinfo, at, hostport = authority.rpartition("@")
+        if at:
+            user, colon, password = userinfo.partition(":")
+            out["username"] = user
+            if colon:
+                out["password"] = password
+        if hostport[:1] == "[":
+            host, _, port = hostport[1:].partition("]")
+            port = port[1:]
+        else:
+            host, _, port = hostport.partition(":")
+        if port:
+            if not port.isdigit():
+                return {"original": url}
+            out["port"] = int(port)
+        if host:
+            out["domain"] = host
+    if scheme:
+        out["scheme"] = scheme
+    path, _, fragment = tail.partition("#")
+    path, qmark, query = path.partition("?")
+    if path:
+        out["path"] = path
+        last = path.rpartition("/")[2]
+        dot = last.rfind(".")
+        if dot >= 0 and dot < len(last) - 1:
+            out["extension"] = last[dot + 1 :]
+    if qmark and query:
+        out["query"] = query
+    if fragment:
+        out["fragment"] = fragment
+    return out
+
+
+def _refuse(tokens: list[str]) -> ParseError:
+    """Name the log format a non-ALB line looks like, so a dead letter tells where it should have gone."""
+    first = tokens[0] if tokens else ""
+    if first == "tls" and len(tokens) > 1 and tokens[1][:1].isdigit():
+        return ParseError("not an ALB access log line: looks like an NLB (network load balancer) TLS log line")
+    if first[:4].isdigit() and len(tokens) > 2:
+        if tokens[2].isdigit():
+            return ParseError("not an ALB access log line: looks like an ALB connection log line")
+        return ParseError("not an ALB access log line: looks like a Classic ELB access log line")
+    if len(tokens) < _MIN_FIELDS:
+        return ParseError(f"ALB line has {len(tokens)} fields, at least {_MIN_FIELDS} expected")
+    return ParseError(f"not an ALB access log line: third field {tokens[2][:40]!r} is not an app/... name")
+
+
+def _float(value: str, name: str) -> float | None:
+    if value == "-" or value == "-1":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ParseError(f"ALB field {name}: not a number: {value!r}") from None
+
+
+def _int(value: str, name: str) -> int | None:
+    if value == "-":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ParseError(f"ALB field {name}: not an integer: {value!r}") from None
+
+
+def _time(value: str, name: str) -> str:
+    try:
+        return iso_to_utc_ms(value)
+    except ValueError as exc:
+        raise ParseError(f"ALB field {name}: {exc}") from None
+
+
+class AlbParser(LogParser):
+    """Stateless: every ALB line carries all of its columns."""
+
+    log_type: ClassVar[str] = "alb"
+    framing = "lines"
+    fields: ClassVar[dict[str, FieldType]] = {
+        "@timestamp": "date",
+        "event.start": "date",
+        "event.end": "date",
+        "source.ip": "ip",
+        "source.address": "keyword",
+        "source.port": "long",
+        "destination.domain": "keyword",
+        "http.request.method": "keyword",
+        "http.request.body.bytes": "long",
+        "http.response.body.bytes": "long",
+        "http.response.status_code": "long",
+        "http.version": "keyword",
+        "url.original": "keyword",
+        "url.domain": "keyword",
+        "url.port": "long",
+        "url.path": "keyword",
+        "url.query": "keyword",
+        "url.scheme": "keyword",
+        "url.extension": "keyword",
+        "user_agent.original": "keyword",
+        "tls.cipher": "keyword",
+        "tls.version": "keyword",
+        "tls.version_protocol": "keyword",
+        "trace.id": "keyword",
+        "cloud.account.id": "keyword",
+        "cloud.region": "keyword",
+        "aws.elb.name": "keyword",
+        "aws.elb.type": "keyword",
+        "aws.elb.protocol": "keyword",
+        "aws.elb.backend.ip": "ip",
+        "aws.elb.backend.port": "keyword",
+        "aws.elb.backend.http.response.status_code": "long",
+        "aws.elb.request_processing_time.sec": "float",
+        "aws.elb.backend_processing_time.sec": "float",
+        "aws.elb.response_processing_time.sec": "float",
+        "aws.elb.ssl_cipher": "keyword",
+        "aws.elb.ssl_protocol": "keyword",
+        "aws.elb.target_group.arn": "keyword",
+        "aws.elb.trace_id": "keyword",
+        "aws.elb.chosen_cert.arn": "keyword",
+        "aws.elb.matched_rule_priority": "keyword",
+        "aws.elb.action_executed": "keyword",
+        "aws.elb.redirect_url": "keyword",
+        "aws.elb.error.reason": "keyword",
+        "aws.elb.target_port": "keyword",
+        "aws.elb.target_status_code": "keyword",
+        "aws.elb.classification": "keyword",
+        "aws.elb.classification_reason": "keyword",
+        "aws.elb.connection_trace_id": "keyword",
+        "aws.elb.transformed_host": "keyword",
+        "aws.elb.transformed_uri": "keyword",
+        "aws.elb.request_transform_status": "keyword",
+        "aws.elb.extra_fields": "keyword",
+    }
+
+    def __init__(self, ctx: ParseContext) -> None:
+        super().__init__(ctx)
+        self._account = ctx.account_id
+        self._region = ctx.region
+
+    def parse(self, record: Any) -> dict[str, Any] | None:
+        line: str = record
+        t = tokenize(line)
+        n = len(t)
+        if n == 0:
+            return None
+        if n < _MIN_FIELDS or not t[_ELB].startswith("app/"):
+            raise _refuse(t)
+
+        elb: dict[str, Any] = {"name": t[_ELB], "type": t[_TYPE], "protocol": "http"}
+        timestamp = _time(t[_TIME], "time")
+        event: dict[str, Any] = {"kind": "event", "category": ["web"], "end": timestamp}
+        doc: dict[str, Any] = {"@timestamp": timestamp, "event": event, "aws": {"elb": elb}}
+
+        host, _, port = t[_CLIENT].rpartition(":")
+        if host:
+            if host[:1] == "[":
+                host = host[1:-1]
+            source: dict[str, Any] = {"address": host, "ip": host}
+            if port.isdigit():
+                source["port"] = int(port)
+            doc["source"] = source
+        if (value := t[_TARGET]) != "-":
+            host, _, port = value.rpartition(":")
+            backend: dict[str, Any] = {"ip": host[1:-1] if host[:1] == "[" else host, "port": port}
+            elb["backend"] = backend
+        if (sec := _float(t[_REQ_PT], "request_processing_time")) is not None:
+            elb["request_processing_time"] = {"sec": sec}
+        if (sec := _float(t[_TARGET_PT], "target_processing_time")) is not None:
+            elb["backend_processing_time"] = {"sec": sec}
+        if (sec := _float(t[_RESP_PT], "response_processing_time")) is not None:
+            elb["response_processing_time"] = {"sec": sec}
+
+        http: dict[str, Any] = {}
+        request: dict[str, Any] = {}
+        response: dict[str, Any] = {}
+        if (status := _int(t[_ELB_STATUS], "elb_status_code")) is not None:
+            response["status_code"] = status
+            event["outcome"] = "success" if status < 400 else "failure"
+        if (code := _int(t[_TARGET_STATUS], "target_status_code")) is not None:
+            elb.setdefault("backend", {})["http"] = {"response": {"status_code": code}}
+        if (size := _int(t[_RECEIVED], "received_bytes")) is not None:
+            request["body"] = {"bytes": size}
+        if (size := _int(t[_SENT], "sent_bytes")) is not None:
+            response["body"] = {"bytes": size}
+
+        method, _, rest = t[_REQUEST].partition(" ")
+        url, sep, version = rest.rpartition(" ")
+        if not sep:
+            url, version = rest, ""
+        if method and method != "-":
+            request["method"] = method
+        if version.startswith("HTTP/"):
+            http["version"] = version[5:]
+        if url and url != "-":
+            doc["url"] = split_url(url)
+        if request:
+            http["request"] = request
+        if response:
+            http["response"] = response
+        if http:
+            doc["http"] = http
+        if (value := t[_USER_AGENT]) != "-" and value:
+            doc["user_agent"] = {"original": value}
+
+        if (value := t[_CIPHER]) != "-":
+            elb["ssl_cipher"] = value
+            tls: dict[str, Any] = {"cipher": value}
+            doc["tls"] = tls
+        if (value := t[_PROTOCOL]) != "-":
+            elb["ssl_protocol"] = value
+            parsed = tls_version(value)
+            if parsed is not None:
+                tls = doc.setdefault("tls", {})
+                tls["version_protocol"], tls["version"] = parsed
+        account, region = self._account, self._region
+        if (value := t[_TARGET_GROUP]) != "-":
+            elb["target_group"] = {"arn": value}
+            if not (account and region):
+                arn = value.split(":", 5)
+                if len(arn) == 6:
+                    region = region or arn[3]
+                    account = account or arn[4]
+        cloud: dict[str, Any] = {"provider": "aws"}
+        if account:
+            cloud["account"] = {"id": account}
+        if region:
+            cloud["region"] = region
+        doc["cloud"] = cloud
+        if (value := t[_TRACE_ID]) != "-" and value:
+            elb["trace_id"] = value
+            doc["trace"] = {"id": value}
+
+        if n > _DOMAIN:
+            self._tail(t, n, doc, elb, event)
+        if self.ctx.keep_original:
+            event["original"] = line
+        return doc
+
+    def _tail(
+        self, t: list[str], n: int, doc: dict[str, Any], elb: dict[str, Any], event: dict[str, Any]
+    ) -> None:
+        """Columns added after launch; a line stops wherever its ALB's log version stopped."""
+        if (value := t[_DOMAIN]) != "-" and value:
+            doc["destination"] = {"domain": value}
+        if n > _CERT and (value := t[_CERT]) != "-" and value:
+            elb["chosen_cert"] = {"arn": value}
+        if n > _PRIORITY and (value := t[_PRIORITY]) != "-" and value != "-1":
+            elb["matched_rule_priority"] = value
+        if n > _CREATED and (value := t[_CREATED]) != "-":
+            event["start"] = _time(value, "request_creation_time")
+        if n > _ACTIONS and (value := t[_ACTIONS]) != "-" and value:
+            elb["action_executed"] = value.split(",")
+        if n > _REDIRECT and (value := t[_REDIRECT]) != "-" and value:
+            elb["redirect_url"] = value
+        if n > _ERROR and (value := t[_ERROR]) != "-" and value:
+            elb["error"] = {"reason": value}
+        if n > _TARGET_LIST and (value := t[_TARGET_LIST]) != "-" and value:
+            elb["target_port"] = value.split()
+        if n > _STATUS_LIST and (value := t[_STATUS_LIST]) != "-" and value:
+            elb["target_status_code"] = value.split()
+        if n > _CLASSIFICATION and (value := t[_CLASSIFICATION]) != "-" and value:
+            elb["classification"] = value
+        if n > _CLASSIFICATION_REASON and (value := t[_CLASSIFICATION_REASON]) != "-" and value:
+            elb["classification_reason"] = value
+        if n > _CONN_TRACE and (value := t[_CONN_TRACE]) != "-" and value:
+            elb["connection_trace_id"] = value
+        if n > _TRANSFORMED_HOST and (value := t[_TRANSFORMED_HOST]) != "-" and value:
+            elb["transformed_host"] = value
+        if n > _TRANSFORMED_URI and (value := t[_TRANSFORMED_URI]) != "-" and value:
+            elb["transformed_uri"] = value
+        if n > _TRANSFORM_STATUS and (value := t[_TRANSFORM_STATUS]) != "-" and value:
+            elb["request_transform_status"] = value
+        if n > _KNOWN_COLUMNS:
+            elb["extra_fields"] = t[_KNOWN_COLUMNS:]
+
+
+PARSER = AlbParser
