@@ -110,6 +110,7 @@ class _Members:
         self._member_start = 0
         self._pending = b""
         self._fed = 0
+        self._first_slice = _SLICE
         self.members = 0
 
     def _open(self) -> Any:
@@ -148,7 +149,9 @@ class _Members:
                     )
                 self._member = self._open()
                 self._member_start = base + pos
-            piece = mv[pos : pos + _SLICE]
+                piece = mv[pos : pos + self._first_slice]
+            else:
+                piece = mv[pos : pos + _SLICE]
             at = base + pos
             pos += len(piece)
             rest = yield from self._inflate(piece, at)
@@ -156,6 +159,10 @@ class _Members:
                 pos -= rest
                 self._member = None
                 self.members += 1
+                # Members of one object tend to be alike: size the next member's first slice after this
+                # one, so that small members do not pay for copying a 64 KiB tail into `unused_data`.
+                size = base + pos - self._member_start
+                self._first_slice = min(_SLICE, max(4096, size + size // 4))
 
     def finish(self) -> Iterator[bytes]:
         if self._member is not None:
@@ -477,6 +484,8 @@ class StreamDecoder:
 
     def feed(self, chunk: bytes) -> Iterator[bytes]:
         self._begin("feed")
+        if type(chunk) is not bytes:
+            chunk = bytes(chunk)  # bytearray/memoryview from a reader: the codecs want bytes methods
         self.compressed_bytes += len(chunk)
         return self._run(self._feed, chunk)
 
@@ -697,10 +706,11 @@ class JsonRecordsFramer:
         self._buf += data
 
     def finish(self) -> tuple[list[tuple[int, Any]], list[tuple[int, str, str]]]:
-        buf, self._buf = bytes(self._buf), bytearray()
+        # orjson and the bytes methods below take the bytearray as it is: no copy of a large document.
+        buf, self._buf = self._buf, bytearray()
         records: list[tuple[int, Any]] = []
         errors: list[tuple[int, str, str]] = []
-        if not buf.strip():
+        if not buf or buf.isspace():
             return records, errors
         try:
             doc = orjson.loads(buf)
@@ -740,7 +750,7 @@ def _kind(value: Any) -> str:
     return "number"
 
 
-def _add(value: Any, at: int, raw: bytes | str, records: list[tuple[int, Any]],
+def _add(value: Any, at: int, raw: bytes | bytearray | str, records: list[tuple[int, Any]],
          errors: list[tuple[int, str, str]]) -> None:
     if isinstance(value, dict):
         records.append((at, value))
@@ -749,7 +759,7 @@ def _add(value: Any, at: int, raw: bytes | str, records: list[tuple[int, Any]],
         errors.append((at, text, f"a JSON {_kind(value)}, not an object"))
 
 
-def _ndjson(buf: bytes, records: list[tuple[int, Any]], errors: list[tuple[int, str, str]]) -> None:
+def _ndjson(buf: bytes | bytearray, records: list[tuple[int, Any]], errors: list[tuple[int, str, str]]) -> None:
     pos = 0
     for line in buf.split(b"\n"):
         at = pos
@@ -768,7 +778,7 @@ def _ndjson(buf: bytes, records: list[tuple[int, Any]], errors: list[tuple[int, 
         _add(value, at, body, records, errors)
 
 
-def _concatenated(body: bytes, at: int, records: list[tuple[int, Any]],
+def _concatenated(body: bytes | bytearray, at: int, records: list[tuple[int, Any]],
                   errors: list[tuple[int, str, str]]) -> bool:
     """Objects written back to back (`{...}{...}`); False if `body` does not even start with one value.
 

@@ -19,6 +19,9 @@ from worker.parsers import LogParser, ParseContext, get_parser
 
 log = m.get_logger("sluice.pipeline")
 
+_SUBMIT_EVERY = 2048
+"""Documents handed to the sink at a time: bounds the parsed-but-unserialised dicts in memory."""
+
 
 class Sink(Protocol):
     async def submit(self, docs: list[Document]) -> None: ...
@@ -42,8 +45,11 @@ class Pipeline:
         self.dead_letters = dead_letters
 
     async def ingest(self, chunks: AsyncIterator[bytes], origin: Origin, log_type: str, ctx: ParseContext,
-                     ack: AckSet) -> StreamStats:
+                     ack: AckSet, fallback_timestamp: str | None = None) -> StreamStats:
         """Read `chunks` to the end and hand every record to the sink or the dead letters.
+
+        `fallback_timestamp` (the object's LastModified) dates records that carry no time of their own, so
+        their index, like their id, is the same on every redelivery.
 
         Raises DecodeError (after submitting everything decoded before the damage) so the caller can keep
         the whole object in the backup bucket; infrastructure errors from `chunks` propagate unchanged.
@@ -51,7 +57,7 @@ class Pipeline:
         parser = get_parser(log_type)(ctx)
         decoder = StreamDecoder()
         stats = StreamStats()
-        emit = _Emitter(self, parser, origin, log_type, ack, stats)
+        emit = _Emitter(self, parser, origin, log_type, ack, stats, fallback_timestamp)
         if parser.framing == "lines":
             framer = LineFramer(self.cfg.max_line_bytes)
             async for chunk in chunks:
@@ -86,18 +92,18 @@ class Pipeline:
 class _Emitter:
     """Per-stream state of the parse loop: ids, counters, and where failures go."""
 
-    __slots__ = ("ack", "id_prefix", "keep_raw", "log_type", "origin", "parse", "pipeline", "stats")
+    __slots__ = ("ack", "fallback_timestamp", "id_prefix", "log_type", "origin", "parse", "pipeline", "stats")
 
     def __init__(self, pipeline: Pipeline, parser: LogParser, origin: Origin, log_type: str, ack: AckSet,
-                 stats: StreamStats) -> None:
+                 stats: StreamStats, fallback_timestamp: str | None) -> None:
         self.pipeline = pipeline
+        self.fallback_timestamp = fallback_timestamp
         self.parse = parser.parse
         self.origin = origin
         self.log_type = log_type
         self.ack = ack
         self.stats = stats
         self.id_prefix = origin.id_prefix() + "."
-        self.keep_raw = parser.framing == "lines"
 
     async def lines(self, frames: list[tuple[int, str]]) -> None:
         await self.records(frames)
@@ -115,13 +121,21 @@ class _Emitter:
             if body is None:
                 self.stats.skipped += 1
                 continue
+            if "@timestamp" not in body and self.fallback_timestamp:
+                body["@timestamp"] = self.fallback_timestamp
             docs.append(Document(prefix + str(offset), log_type, body, ack, origin, offset))
-        if docs:
-            ack.add(len(docs))
-            self.stats.documents += len(docs)
-            await self.pipeline.sink.submit(docs)
+            if len(docs) >= _SUBMIT_EVERY:
+                await self._submit(docs)
+                docs = []
+        await self._submit(docs)
         for offset, record, reason in failures:
             await self.failure(offset, record, reason)
+
+    async def _submit(self, docs: list[Document]) -> None:
+        if docs:
+            self.ack.add(len(docs))
+            self.stats.documents += len(docs)
+            await self.pipeline.sink.submit(docs)
 
     async def failure(self, offset: int, record: Any, reason: str) -> None:
         self.stats.failures += 1

@@ -113,10 +113,12 @@ def test_zstd_multi_frame_with_skippable_frame() -> None:
 
 def test_zstd_streamed_frame_without_content_size() -> None:
     raw = _payload(lines=800)
-    cctx = zstandard.ZstdCompressor(write_checksum=True)
-    chunker = cctx.chunker(chunk_size=4096)
-    data = b"".join([*(c for piece in _chunks(raw, 1000) for c in chunker.compress(piece)), *chunker.finish()])
+    cobj = zstandard.ZstdCompressor(write_checksum=True).compressobj()
+    # Block flushes after every 1000 bytes: many small blocks, and no content size in the header.
+    pieces = [cobj.compress(p) + cobj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK) for p in _chunks(raw, 1000)]
+    data = b"".join([*pieces, cobj.flush()])
     assert _decode(_chunks(data, 5000))[0] == raw
+    assert _decode(_chunks(data, 7), max_output=300)[0] == raw
 
 
 def test_none_passes_through_in_bounded_pieces() -> None:
@@ -247,9 +249,8 @@ def test_zip_bomb_is_yielded_in_bounded_pieces(kind: str) -> None:
         comp = isal_zlib.compressobj(wbits=31)
         data = b"".join([*(comp.compress(block) for _ in range(total // len(block))), comp.flush()])
     else:
-        cctx = zstandard.ZstdCompressor(level=1)
-        chunker = cctx.chunker(size=total, chunk_size=1 << 20)
-        data = b"".join([*(c for _ in range(total // len(block)) for c in chunker.compress(block)), *chunker.finish()])
+        cobj = zstandard.ZstdCompressor(level=1).compressobj(size=total)
+        data = b"".join([*(cobj.compress(block) for _ in range(total // len(block))), cobj.flush()])
     assert len(data) < (1 << 20)
     max_output = 1 << 20
     decoder = StreamDecoder(max_output)

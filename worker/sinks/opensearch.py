@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 from isal import igzip
-from opensearchpy import AsyncOpenSearch
+from opensearchpy import AsyncHttpConnection, AsyncOpenSearch
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import ConnectionTimeout, TransportError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
@@ -31,6 +31,7 @@ from worker.sinks.templates import index_templates
 log = m.get_logger("sluice.opensearch")
 
 _FILTER_PATH = "errors,items.*.status,items.*.error.type,items.*.error.reason"
+_SERIALIZED: dict[str, Any] = {}
 
 
 class RetryableBulkError(Exception):
@@ -62,6 +63,7 @@ def build_client(cfg: OpenSearchConfig, aws_region: str) -> AsyncOpenSearch:
         timeout=cfg.bulk.timeout,
         max_retries=0,  # retries are ours: per item, with backoff, bounded in time
         pool_maxsize=cfg.bulk.max_in_flight + 2,
+        connection_class=AsyncHttpConnection,  # the one connection class that takes a SigV4 signer
     )
 
 
@@ -184,6 +186,7 @@ class OpenSearchSink:
             batch.body += b'{"create":{"_index":"%s","_id":"%s"}}\n' % (index.encode(), doc.id.encode())
             batch.body += source
             batch.body += b"\n"
+            doc.body = _SERIALIZED  # the bytes are the document now: free the dict while it waits
             batch.docs.append(doc)
             batch.indices.append(index)
             self._buffered += 1
@@ -328,11 +331,12 @@ class OpenSearchSink:
 
     def _reject(self, batch: _Batch, i: int, status: str, reason: str) -> None:
         doc = batch.docs[i]
+        document = orjson.loads(batch.item_bytes(i).split(b"\n", 2)[1])
         log.warning("document_rejected", log_type=doc.log_type, id=doc.id, index=batch.indices[i],
                     status=status, reason=reason[:500])
         self.dead_letters.add_nowait(
             DeadLetter("rejected", f"{status} {reason}", doc.origin, doc.log_type, offset=doc.offset, raw=doc.raw,
-                       document=doc.body, doc_id=doc.id, index=batch.indices[i]),
+                       document=document, doc_id=doc.id, index=batch.indices[i]),
             doc.ack,
         )
 

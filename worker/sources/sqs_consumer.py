@@ -36,7 +36,7 @@ class SqsConsumer:
     """Runs `handler` for every message of `queue_url`, at most `max_in_flight` at a time.
 
     Lifecycle: `await consumer.run(stop)` returns after `stop` is set and every in-flight message is either
-    finished or, once `drain_deadline` passes, cancelled and made visible again.
+    finished or, once `deadline()` passes, cancelled and made visible again.
     """
 
     def __init__(self, sqs: Any, queue_url: str, source: str, handler: Handler, *, max_in_flight: int = 10,
@@ -53,7 +53,8 @@ class SqsConsumer:
         self._slot_freed = asyncio.Event()
         self._in_flight: dict[str, tuple[SqsMessage, asyncio.Task[None]]] = {}
         self._delete_queue: asyncio.Queue[tuple[SqsMessage, asyncio.Future[None]]] = asyncio.Queue()
-        self.drain_deadline: float | None = None
+        self.deadline: Callable[[], float | None] = lambda: None
+        """When stopping: the monotonic time by which in-flight work must be finished or handed back."""
         self.idle = asyncio.Event()
         """Set whenever a receive returned no message and nothing is in flight (used by the demo and tests)."""
 
@@ -77,17 +78,23 @@ class SqsConsumer:
         try:
             while not stop.is_set():
                 if self._free <= 0:
+                    # Every slot is busy: that is the backpressure. Receive nothing until one frees up.
                     self._slot_freed.clear()
-                    await asyncio.wait({stop_wait, asyncio.create_task(self._slot_freed.wait())},
-                                       return_when=asyncio.FIRST_COMPLETED)
+                    slot = asyncio.create_task(self._slot_freed.wait())
+                    await asyncio.wait({stop_wait, slot}, return_when=asyncio.FIRST_COMPLETED)
+                    slot.cancel()
                     continue
                 receive = asyncio.create_task(self._receive(min(10, self._free)))
                 await asyncio.wait({receive, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
                 if not receive.done():
                     # Stopping during a long poll: let it finish (it ends within wait_time), then hand back
                     # whatever it returned at once instead of working on it.
+                    limit = self.wait_time + 5.0
+                    deadline = self.deadline()
+                    if deadline is not None:
+                        limit = min(limit, max(0.0, deadline - time.monotonic()))
                     with contextlib.suppress(Exception):
-                        msgs = await asyncio.wait_for(receive, self.wait_time + 5)
+                        msgs = await asyncio.wait_for(receive, limit)
                         await self._release_unstarted(msgs)
                     return
                 try:
@@ -153,7 +160,8 @@ class SqsConsumer:
         tasks = [t for _, t in self._in_flight.values()]
         if not tasks:
             return
-        timeout = None if self.drain_deadline is None else max(0.0, self.drain_deadline - time.monotonic())
+        deadline = self.deadline()
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         _, pending = await asyncio.wait(tasks, timeout=timeout)
         if pending:
             log.warning("sqs_messages_abandoned", source=self.source, count=len(pending),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -50,16 +51,8 @@ class SqsS3SourceRunner:
             wait_time=self.cfg.wait_time, visibility_timeout=self.cfg.visibility_timeout,
             retry_visibility=self.cfg.retry_visibility,
         )
-        stop_task = asyncio.create_task(self._set_deadline(stop, drain_deadline))
-        try:
-            await self.consumer.run(stop)
-        finally:
-            stop_task.cancel()
-
-    async def _set_deadline(self, stop: asyncio.Event, drain_deadline: list[float]) -> None:
-        await stop.wait()
-        if self.consumer is not None and drain_deadline:
-            self.consumer.drain_deadline = drain_deadline[0]
+        self.consumer.deadline = lambda: drain_deadline[0] if drain_deadline else None
+        await self.consumer.run(stop)
 
     async def handle(self, msg: SqsMessage) -> bool:
         """Process one message; True when every document from it is settled and it may be deleted."""
@@ -100,11 +93,15 @@ class SqsS3SourceRunner:
         ctx = ParseContext(bucket=ref.bucket, key=ref.key, account_id=route.account_id, region=route.region,
                            keep_original=self.cfg.keep_original, options=self.cfg.parser_options)
         try:
-            body, key = await self._open(ref)
+            resp, key = await self._open(ref)
             if key != ref.key:
                 origin = Origin(self.name, "s3", ref.bucket, key, ref.version_tag, ref.size)
+            body = resp["Body"]
+            modified = resp.get("LastModified")
+            fallback = modified.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z") if modified else None
             try:
-                stats = await self.pipeline.ingest(_chunks(body, self.chunk_size), origin, route.log_type, ctx, ack)
+                stats = await self.pipeline.ingest(_chunks(body, self.chunk_size), origin, route.log_type, ctx, ack,
+                                                   fallback)
             finally:
                 body.close()
         except ObjectMissing as exc:
@@ -141,7 +138,7 @@ class SqsS3SourceRunner:
                 if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "NoSuchVersion", "404"):
                     continue
                 raise
-            return resp["Body"], key
+            return resp, key
         raise ObjectMissing(f"s3://{ref.bucket}/{ref.key} does not exist (deleted before it was read?)")
 
 
