@@ -136,7 +136,8 @@ def main() -> int:
     print(f"\nobject: {raw_bytes / MB:,.0f} MB uncompressed, {lines:,} lines")
     print(f"worker: {elapsed:.0f} s, {raw_bytes / MB / elapsed:.1f} MB/s, {lines / elapsed:,.0f} lines/s "
           f"(interpreter {sys.executable}, {sys.version.split()[0]})")
-    print(f"worker RSS: peak {peak / MB:.1f} MB (VmHWM), median of samples {sorted(samples)[len(samples) // 2] / MB:.1f} MB")
+    median = sorted(samples)[len(samples) // 2]
+    print(f"worker RSS: peak {peak / MB:.1f} MB (VmHWM), median of samples {median / MB:.1f} MB")
     print("PASS: peak RSS under 300 MB" if peak < 300 * MB else "FAIL: peak RSS over 300 MB")
     return 0 if peak < 300 * MB else 1
 

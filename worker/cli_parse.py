@@ -6,6 +6,7 @@ The same decoding, framing and parsing code as the worker, so what this prints i
 from __future__ import annotations
 
 import bisect
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ def parse_files(files: list[str], log_type: str = "auto", *, keep_original: bool
         except KeyError as exc:
             print(f"{name}: {exc.args[0]}", file=sys.stderr)
             return 2
-        newlines = [i for i, b in enumerate(data) if b == 10] if b"\n" in data else []
+        newlines = [m.start() for m in re.finditer(b"\n", data)]
 
         def line_no(offset: int, newlines: list[int] = newlines) -> int:
             return bisect.bisect_left(newlines, offset) + 1
@@ -88,7 +89,8 @@ def parse_files(files: list[str], log_type: str = "auto", *, keep_original: bool
                 doc = parser.parse(record)
             except Exception as exc:
                 where = f"{name}:{line_no(offset)}" if parser.framing == "lines" else f"{name}: record {offset}"
-                print(f"{where}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                shown = f": {record[:200]!r}" if isinstance(record, str) else ""
+                print(f"{where}: {type(exc).__name__}: {exc}{shown}", file=sys.stderr)
                 failures += 1
                 continue
             if doc is not None:
