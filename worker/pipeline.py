@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from worker import telemetry as m
 from worker.config import PipelineConfig
 from worker.dead_letters import DeadLetters
-from worker.decoding import DecodeError, FramingError, JsonRecordsFramer, LineFramer, StreamDecoder
+from worker.decoding import JsonRecordsFramer, LineFramer, StreamDecoder
 from worker.model import AckSet, DeadLetter, Document, Origin
 from worker.parsers import LogParser, ParseContext, get_parser
 
@@ -64,12 +64,12 @@ class Pipeline:
                 stats.bytes_in += len(chunk)
                 for data in decoder.feed(chunk):
                     stats.bytes_out += len(data)
-                    await emit.lines(framer.feed(data))
+                    await emit.records(framer.feed(data))
                     await emit.oversize(framer.take_oversize())
             for data in decoder.finish():
                 stats.bytes_out += len(data)
-                await emit.lines(framer.feed(data))
-            await emit.lines(framer.finish())
+                await emit.records(framer.feed(data))
+            await emit.records(framer.finish())
             await emit.oversize(framer.take_oversize())
         else:
             jframer = JsonRecordsFramer(self.cfg.max_document_bytes)
@@ -104,9 +104,6 @@ class _Emitter:
         self.ack = ack
         self.stats = stats
         self.id_prefix = origin.id_prefix() + "."
-
-    async def lines(self, frames: list[tuple[int, str]]) -> None:
-        await self.records(frames)
 
     async def records(self, frames: Iterable[tuple[int, Any]]) -> None:
         docs: list[Document] = []
@@ -150,5 +147,3 @@ class _Emitter:
         for offset, length, head in items:
             await self.failure(offset, head, f"line of {length} bytes exceeds pipeline.max_line_bytes")
 
-
-__all__ = ["DecodeError", "FramingError", "Pipeline", "Sink", "StreamStats"]

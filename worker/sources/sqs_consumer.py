@@ -55,8 +55,6 @@ class SqsConsumer:
         self._delete_queue: asyncio.Queue[tuple[SqsMessage, asyncio.Future[None]]] = asyncio.Queue()
         self.deadline: Callable[[], float | None] = lambda: None
         """When stopping: the monotonic time by which in-flight work must be finished or handed back."""
-        self.idle = asyncio.Event()
-        """Set whenever a receive returned no message and nothing is in flight (used by the demo and tests)."""
 
     # --- main loop -----------------------------------------------------------------------------------------
 
@@ -106,10 +104,7 @@ class SqsConsumer:
                 if stop.is_set():
                     await self._release_unstarted(msgs)
                     return
-                if not msgs and not self._in_flight:
-                    self.idle.set()
                 for msg in msgs:
-                    self.idle.clear()
                     self._start(msg)
         finally:
             stop_wait.cancel()
