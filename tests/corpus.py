@@ -13,6 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from worker.decoding import JsonRecordsFramer, LineFramer, StreamDecoder
+from worker.parsers import ParseContext
+from worker.parsers.stream import StreamParser
+from worker.parsers.vpc_flow import KNOWN_FIELDS
+from worker.routing import route_s3_key, sniff_log_type
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CORPUS: Path = Path(os.environ.get("SLUICE_CORPUS") or REPO_ROOT.parent / "shared" / "corpus").resolve()
 
@@ -69,3 +75,97 @@ def load_expected(relative: str) -> list[dict[str, Any]]:
 def expected_files(folder: str) -> Iterator[Path]:
     """The Elastic expected-output files of one corpus folder."""
     yield from sorted((CORPUS / folder).glob("elastic-integrations_*-expected.json"))
+
+
+# Corpus files that are not AWS log deliveries: function docs with embedded examples (VRL), a peer's processed
+# output, and an API response (GetLogEvents). Their records are exercised by the parser unit tests instead.
+NOT_DELIVERIES = (
+    "vrl_",
+    "opensearch-catalog_amazon_vpc_flow-sample.json",
+    "awsdocs_python-logging_get-log-events.json",
+)
+
+
+def raw_inputs() -> list[str]:
+    """Every corpus file that is a log as AWS delivers it (relative paths), sorted."""
+    out: list[str] = []
+    for path in sorted(CORPUS.glob("*/*")):
+        folder, name = path.parent.name, path.name
+        if folder.startswith(("_", "LICENSES")) or name.endswith("-expected.json") or name.startswith(NOT_DELIVERIES):
+            continue
+        out.append(f"{folder}/{name}")
+    return out
+
+
+# Where AWS would put each corpus folder's files in S3, when the service uses the AWSLogs layout; other
+# folders get neutral keys, so their type is found from the content, as it would be for a custom prefix.
+_AWSLOGS_FOLDERS = {
+    "vpcflow": "vpcflowlogs",
+    "cloudtrail": "CloudTrail",
+    "aws_config": "Config",
+    "waf": "WAFLogs",
+    "network_firewall": "network-firewall",
+    "route53_resolver": "vpcdnsquerylogs",
+}
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+
+
+def s3_key_for(relative: str) -> str:
+    folder, name = relative.split("/", 1)
+    service = _AWSLOGS_FOLDERS.get(folder)
+    if service is None:
+        return f"corpus/{folder}/{name}"
+    if folder == "cloudtrail" and "digest" in name:
+        service = "CloudTrail-Digest"
+    return f"AWSLogs/{ACCOUNT}/{service}/{REGION}/2026/11/23/{name}"
+
+
+def is_non_event(record: Any) -> bool:
+    """What a parser may legitimately turn into nothing."""
+    if isinstance(record, dict):
+        if record.get("messageType") == "CONTROL_MESSAGE":
+            return True
+        return "digestStartTime" in record and "digestEndTime" in record
+    text = record.strip()
+    if not text or text.startswith(("#Version:", "#Fields:")):
+        return True
+    first = text.split()[0]
+    return first in KNOWN_FIELDS or first.startswith("${")
+
+
+def account(relative: str) -> dict[str, Any]:
+    """Parse one corpus file the way the worker would (route, decode, frame, stream-parse) and count."""
+    data = bytearray()
+    decoder = StreamDecoder()
+    for chunk in decoder.feed((CORPUS / relative).read_bytes()):
+        data += chunk
+    for chunk in decoder.finish():
+        data += chunk
+    route = route_s3_key(s3_key_for(relative))
+    out: dict[str, Any] = {"skip": route.skip}
+    if route.skip:
+        return out
+    log_type = route.log_type or sniff_log_type(bytes(data[:65536]).decode("utf-8", "replace")) or "generic"
+    stream = StreamParser(log_type, ParseContext(account_id=route.account_id, region=route.region))
+    stream.skipped_records = []
+    frames: list[tuple[int, Any]]
+    if stream.framing == "lines":
+        framer = LineFramer()
+        frames = [*framer.feed(bytes(data)), *framer.finish()]
+        assert not framer.take_oversize()
+        errors: list[Any] = []
+    else:
+        jframer = JsonRecordsFramer()
+        jframer.feed(bytes(data))
+        frames, errors = jframer.finish()
+    docs, failures, skipped = stream.process(frames)
+    more_docs, more_failures, more_skipped = stream.finish()
+    docs, failures, skipped = docs + more_docs, failures + more_failures, skipped + more_skipped
+    out.update(log_type=log_type, frames=len(frames), framing_errors=len(errors), docs=docs, failures=failures,
+               skipped=skipped, joined=stream.joined, skipped_records=stream.skipped_records,
+               expands=stream.parser.expands)
+    if stream.parser.expands:
+        out["events"] = sum(len(r.get("logEvents") or []) for _, r in frames
+                            if isinstance(r, dict) and r.get("messageType") != "CONTROL_MESSAGE")
+    return out

@@ -11,20 +11,32 @@ import asyncio
 import contextlib
 import signal
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from worker import telemetry as m
 from worker.aws import AwsClients
-from worker.config import Config, SqsS3Source
+from worker.config import Config, EnrichConfig, SqsS3Source
 from worker.dead_letters import DeadLetters
 from worker.pipeline import Pipeline
 from worker.sinks.opensearch import OpenSearchSink, build_client
 from worker.sources.sqs_s3 import SqsS3SourceRunner
 
+if TYPE_CHECKING:
+    from worker.enrich import Enricher
+
 log = m.get_logger("sluice.app")
+
+
+def build_enricher(cfg: EnrichConfig) -> Enricher | None:
+    """The enrichment step, or None when every enrichment is off (the default): no cost, no imports."""
+    if not (cfg.geoip_city_database or cfg.geoip_asn_database or cfg.user_agent):
+        return None
+    from worker.enrich import Enricher
+
+    return Enricher(cfg.geoip_city_database, cfg.geoip_asn_database, cfg.user_agent, cfg.cache_size)
 
 
 class SourceRunner(Protocol):
@@ -53,6 +65,7 @@ class Worker:
 
     async def run(self, install_signals: bool = True) -> None:
         loop = asyncio.get_running_loop()
+        enricher = build_enricher(self.cfg.enrich)  # a bad database path fails here, before anything starts
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop)
@@ -66,7 +79,7 @@ class Worker:
                         await self._install_templates(sink)
                     await sink.__aenter__()
                     try:
-                        pipeline = Pipeline(self.cfg.pipeline, sink, dead_letters)
+                        pipeline = Pipeline(self.cfg.pipeline, sink, dead_letters, enricher)
                         self.sources = [self._build_source(name, scfg, aws, pipeline, dead_letters)
                                         for name, scfg in self.cfg.sources.items()]
                         self.ready = True
@@ -83,6 +96,8 @@ class Worker:
         finally:
             if health is not None:
                 await health.cleanup()
+            if enricher is not None:
+                enricher.close()
             if install_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)

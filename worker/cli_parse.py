@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 
 from worker.decoding import DecodeError, FramingError, JsonRecordsFramer, LineFramer, StreamDecoder
-from worker.parsers import ParseContext, get_parser
+from worker.parsers import ParseContext
+from worker.parsers.stream import StreamParser
 from worker.routing import route_s3_key, sniff_log_type
 
 
@@ -56,22 +57,24 @@ def parse_files(files: list[str], log_type: str = "auto", *, keep_original: bool
             failures += 1
             continue
         try:
-            parser = get_parser(lt)(ParseContext(keep_original=keep_original, options=options or {}))
+            stream = StreamParser(lt, ParseContext(keep_original=keep_original, options=options or {}))
         except KeyError as exc:
             print(f"{name}: {exc.args[0]}", file=sys.stderr)
             return 2
         newlines = [m.start() for m in re.finditer(b"\n", data)]
 
-        def line_no(offset: int, newlines: list[int] = newlines) -> int:
-            return bisect.bisect_left(newlines, offset) + 1
+        def where(offset: int, newlines: list[int] = newlines, name: str = name, lines: bool = True) -> str:
+            return f"{name}:{bisect.bisect_left(newlines, offset) + 1}" if lines else f"{name}: record {offset}"
 
+        lines = stream.framing == "lines"
         records: list[tuple[int, Any]]
         errors: list[tuple[int, str, str]] = []
-        if parser.framing == "lines":
+        if lines:
             framer = LineFramer()
             records = [*framer.feed(data), *framer.finish()]
             errors = [(off, head, f"line of {n} bytes is too long") for off, n, head in framer.take_oversize()]
         else:
+            # JSON records are numbered by position unless they came from NDJSON lines (byte offsets).
             jframer = JsonRecordsFramer()
             try:
                 jframer.feed(data)
@@ -80,20 +83,16 @@ def parse_files(files: list[str], log_type: str = "auto", *, keep_original: bool
                 print(f"{name}: {exc}", file=sys.stderr)
                 failures += 1
                 continue
-            # JSON records are numbered by position unless they came from NDJSON lines (byte offsets).
-        for offset, reason_raw, reason in errors:
-            print(f"{name}:{line_no(offset)}: {reason}: {str(reason_raw)[:200]}", file=sys.stderr)
+        for offset, raw, reason in errors:
+            print(f"{where(offset, lines=lines)}: {reason}: {str(raw)[:200]}", file=sys.stderr)
             failures += 1
-        for offset, record in records:
-            try:
-                doc = parser.parse(record)
-            except Exception as exc:
-                where = f"{name}:{line_no(offset)}" if parser.framing == "lines" else f"{name}: record {offset}"
-                shown = f": {record[:200]!r}" if isinstance(record, str) else ""
-                print(f"{where}: {type(exc).__name__}: {exc}{shown}", file=sys.stderr)
-                failures += 1
-                continue
-            if doc is not None:
-                out.write(orjson.dumps(doc) + b"\n")
+        docs, failed, _ = stream.process(records)
+        more_docs, more_failed, _ = stream.finish()
+        for offset, record, failed_type, reason in [*failed, *more_failed]:
+            shown = f": {record[:200]!r}" if isinstance(record, str) else ""
+            print(f"{where(offset, lines=lines)}: {failed_type}: {reason}{shown}", file=sys.stderr)
+            failures += 1
+        for _offset, _sub, _type, doc in [*docs, *more_docs]:
+            out.write(orjson.dumps(doc) + b"\n")
     out.flush()
     return 1 if failures else 0

@@ -165,13 +165,24 @@ class SqsS3Source(_Model):
     keep_original: bool = False
     """Keep each raw line as `event.original`."""
     parser_options: dict[str, Any] = {}
-    """Options passed to the parser, e.g. `format` for VPC flow logs without a header line."""
+    """Options passed to the parser: `format` for VPC flow logs without a header line, `fields` for CloudFront
+    real-time logs, `log_groups` ({glob: log type}) for CloudWatch Logs payloads; see docs/log-types.md."""
+    fallback_log_type: str | None = None
+    """Log type for objects neither the key nor the content identifies (e.g. `generic`, which keeps every
+    line as a document). Unset: such objects are copied whole to the backup bucket as `unknown_log_type`."""
 
     @field_validator("log_type")
     @classmethod
     def _known_log_type(cls, v: str) -> str:
         if v != "auto" and v not in log_types():
             raise ValueError(f"unknown log type {v!r}; one of auto, {', '.join(log_types())}")
+        return v
+
+    @field_validator("fallback_log_type")
+    @classmethod
+    def _known_fallback(cls, v: str | None) -> str | None:
+        if v is not None and v not in log_types():
+            raise ValueError(f"unknown log type {v!r}; one of {', '.join(log_types())}")
         return v
 
 
@@ -186,6 +197,18 @@ class PipelineConfig(_Model):
     """Longer lines are dead-lettered (first bytes kept) instead of growing memory."""
     max_document_bytes: int = Field(256 << 20, ge=1024)
     """Largest single JSON document (a CloudTrail file) held in memory to split into records."""
+
+
+class EnrichConfig(_Model):
+    geoip_city_database: str | None = None
+    """Path of a MaxMind GeoIP2/GeoLite2 City `.mmdb` file: adds `source/destination/client.geo.*`. Off when
+    unset; the file is the user's (MaxMind's licence forbids shipping it)."""
+    geoip_asn_database: str | None = None
+    """Path of a MaxMind ASN `.mmdb` file: adds `*.as.number` and `*.as.organization.name`."""
+    user_agent: bool = False
+    """Parse `user_agent.original` into `user_agent.name/version/os.*/device.name`."""
+    cache_size: int = Field(65536, ge=0)
+    """Distinct IPs and user agents whose lookups are cached (logs repeat them heavily)."""
 
 
 class TelemetryConfig(_Model):
@@ -215,6 +238,8 @@ class Config(_Model):
     sources: dict[str, SourceConfig] = Field(min_length=1)
     pipeline: PipelineConfig = PipelineConfig()
     """Bounds on the decode and framing stage."""
+    enrich: EnrichConfig = EnrichConfig()
+    """Optional GeoIP and user-agent enrichment, off by default."""
     telemetry: TelemetryConfig = TelemetryConfig()
     """Logs, metrics and health endpoints."""
     worker: WorkerConfig = WorkerConfig()

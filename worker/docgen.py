@@ -1,4 +1,4 @@
-"""Generates docs/configuration.md from the config models, so the reference cannot drift from the code.
+"""Generates docs/configuration.md, metrics.md and log-types.md from the code, so they cannot drift from it.
 
 `python -m worker.docgen` rewrites the file; a unit test fails when it is stale.
 """
@@ -127,7 +127,13 @@ def render_metrics() -> str:
 
 def main() -> int:
     docs = Path(__file__).resolve().parents[1] / "docs"
-    targets = {docs / "configuration.md": render(), docs / "metrics.md": render_metrics()}
+    from worker.log_type_docs import render_log_types
+
+    targets = {
+        docs / "configuration.md": render(),
+        docs / "metrics.md": render_metrics(),
+        docs / "log-types.md": render_log_types(),
+    }
     if "--check" in sys.argv:
         return 0 if all(p.exists() and p.read_text() == t for p, t in targets.items()) else 1
     for path, text in targets.items():

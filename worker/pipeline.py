@@ -6,16 +6,21 @@ per-line awaits and per-line framing dominate the cost of a Python pipeline.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from worker import telemetry as m
 from worker.config import PipelineConfig
 from worker.dead_letters import DeadLetters
 from worker.decoding import JsonRecordsFramer, LineFramer, StreamDecoder
 from worker.model import AckSet, DeadLetter, Document, Origin
-from worker.parsers import LogParser, ParseContext, get_parser
+from worker.parsers import Emitted, Failed, ParseContext
+from worker.parsers.stream import StreamParser
+from worker.routing import sniff_log_type
+
+if TYPE_CHECKING:
+    from worker.enrich import Enricher
 
 log = m.get_logger("sluice.pipeline")
 
@@ -34,116 +39,164 @@ class StreamStats:
     documents: int = 0
     failures: int = 0
     skipped: int = 0
+    log_type: str = ""
+    """The type the stream was parsed as (decided by content when the caller did not know)."""
+
+
+class UnknownLogType(Exception):
+    """Neither the key, the source's config nor the content told the log type; nothing was submitted."""
+
+    def __init__(self, head: str) -> None:
+        super().__init__("no routing rule matched the key and the content is not a known log format; "
+                         "set log_type on the source")
+        self.head = head
 
 
 class Pipeline:
     """Turns streams into documents for a sink; one instance is shared by every source of a worker."""
 
-    def __init__(self, cfg: PipelineConfig, sink: Sink, dead_letters: DeadLetters) -> None:
+    def __init__(self, cfg: PipelineConfig, sink: Sink, dead_letters: DeadLetters,
+                 enricher: Enricher | None = None) -> None:
         self.cfg = cfg
         self.sink = sink
         self.dead_letters = dead_letters
+        self.enrich = enricher.apply if enricher is not None and enricher.enabled else None
 
-    async def ingest(self, chunks: AsyncIterator[bytes], origin: Origin, log_type: str, ctx: ParseContext,
-                     ack: AckSet, fallback_timestamp: str | None = None) -> StreamStats:
+    async def ingest(self, chunks: AsyncIterator[bytes], origin: Origin, log_type: str | None, ctx: ParseContext,
+                     ack: AckSet, fallback_timestamp: str | None = None,
+                     fallback_log_type: str | None = None) -> StreamStats:
         """Read `chunks` to the end and hand every record to the sink or the dead letters.
 
-        `fallback_timestamp` (the object's LastModified) dates records that carry no time of their own, so
-        their index, like their id, is the same on every redelivery.
+        `log_type` None means "find out from the content" (the first 64 KiB decoded); when that fails too,
+        `fallback_log_type` (e.g. `generic`) is used, else UnknownLogType is raised before anything is
+        submitted, so the caller can keep the object whole. `fallback_timestamp` (the object's LastModified)
+        dates records that carry no time of their own, so their index, like their id, is the same on every
+        redelivery.
 
         Raises DecodeError (after submitting everything decoded before the damage) so the caller can keep
         the whole object in the backup bucket; infrastructure errors from `chunks` propagate unchanged.
         """
-        parser = get_parser(log_type)(ctx)
-        decoder = StreamDecoder()
         stats = StreamStats()
-        emit = _Emitter(self, parser, origin, log_type, ack, stats, fallback_timestamp)
-        if parser.framing == "lines":
+        decoded = _decoded(chunks, StreamDecoder(), stats)
+        if log_type is None:
+            head, decoded = await _peek(decoded, SNIFF_BYTES)
+            text = head[:SNIFF_BYTES].decode("utf-8", "replace")
+            log_type = sniff_log_type(text) or fallback_log_type
+            if log_type is None:
+                raise UnknownLogType(text[:512])
+        stats.log_type = log_type
+        stream = StreamParser(log_type, ctx)
+        emit = _Emitter(self, origin, ack, stats, fallback_timestamp)
+        if stream.framing == "lines":
             framer = LineFramer(self.cfg.max_line_bytes)
-            async for chunk in chunks:
-                stats.bytes_in += len(chunk)
-                for data in decoder.feed(chunk):
-                    stats.bytes_out += len(data)
-                    await emit.records(framer.feed(data))
-                    await emit.oversize(framer.take_oversize())
-            for data in decoder.finish():
-                stats.bytes_out += len(data)
-                await emit.records(framer.feed(data))
-            await emit.records(framer.finish())
-            await emit.oversize(framer.take_oversize())
+            async for data in decoded:
+                await emit.results(stream.process(framer.feed(data)))
+                await emit.oversize(framer.take_oversize(), log_type)
+            await emit.results(stream.process(framer.finish()))
+            await emit.oversize(framer.take_oversize(), log_type)
+            await emit.results(stream.finish())
         else:
             jframer = JsonRecordsFramer(self.cfg.max_document_bytes)
-            async for chunk in chunks:
-                stats.bytes_in += len(chunk)
-                for data in decoder.feed(chunk):
-                    stats.bytes_out += len(data)
-                    jframer.feed(data)
-            for data in decoder.finish():
-                stats.bytes_out += len(data)
+            async for data in decoded:
                 jframer.feed(data)
             records, errors = jframer.finish()
-            await emit.records(records)
-            for offset, raw, reason in errors:
-                await emit.failure(offset, raw, f"invalid JSON: {reason}")
-        m.DOCUMENTS_PARSED.labels(origin.source, log_type).inc(stats.documents)
+            for start in range(0, len(records), _SUBMIT_EVERY):
+                await emit.results(stream.process(records[start : start + _SUBMIT_EVERY]))
+            await emit.results(([], [(off, raw, log_type, f"invalid JSON: {why}") for off, raw, why in errors], 0))
+        for lt, n in emit.per_type.items():
+            m.DOCUMENTS_PARSED.labels(origin.source, lt).inc(n)
         return stats
+
+
+SNIFF_BYTES = 65536
+"""Decoded bytes content sniffing looks at."""
+
+
+async def _decoded(chunks: AsyncIterator[bytes], decoder: StreamDecoder, stats: StreamStats) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        stats.bytes_in += len(chunk)
+        for data in decoder.feed(chunk):
+            stats.bytes_out += len(data)
+            yield data
+    for data in decoder.finish():
+        stats.bytes_out += len(data)
+        yield data
+
+
+async def _peek(stream: AsyncIterator[bytes], size: int) -> tuple[bytes, AsyncIterator[bytes]]:
+    """The first `size` bytes of a stream (or all of a shorter one), and the stream with them put back."""
+    head: list[bytes] = []
+    have = 0
+    async for data in stream:
+        head.append(data)
+        have += len(data)
+        if have >= size:
+            break
+
+    async def rejoined() -> AsyncIterator[bytes]:
+        for data in head:
+            yield data
+        async for data in stream:
+            yield data
+
+    return b"".join(head), rejoined()
 
 
 class _Emitter:
     """Per-stream state of the parse loop: ids, counters, and where failures go."""
 
-    __slots__ = ("ack", "fallback_timestamp", "id_prefix", "log_type", "origin", "parse", "pipeline", "stats")
+    __slots__ = ("ack", "enrich", "fallback_timestamp", "id_prefix", "origin", "per_type", "pipeline", "stats")
 
-    def __init__(self, pipeline: Pipeline, parser: LogParser, origin: Origin, log_type: str, ack: AckSet,
-                 stats: StreamStats, fallback_timestamp: str | None) -> None:
+    def __init__(self, pipeline: Pipeline, origin: Origin, ack: AckSet, stats: StreamStats,
+                 fallback_timestamp: str | None) -> None:
         self.pipeline = pipeline
+        self.enrich = pipeline.enrich
         self.fallback_timestamp = fallback_timestamp
-        self.parse = parser.parse
         self.origin = origin
-        self.log_type = log_type
         self.ack = ack
         self.stats = stats
         self.id_prefix = origin.id_prefix() + "."
+        self.per_type: dict[str, int] = {}
 
-    async def records(self, frames: Iterable[tuple[int, Any]]) -> None:
-        docs: list[Document] = []
-        failures: list[tuple[int, Any, str]] = []
-        parse, ack, origin, log_type, prefix = self.parse, self.ack, self.origin, self.log_type, self.id_prefix
-        for offset, record in frames:
-            try:
-                body = parse(record)
-            except Exception as exc:  # a parser bug is a parse failure of this record, never a lost unit
-                failures.append((offset, record, f"{type(exc).__name__}: {exc}"))
-                continue
-            if body is None:
-                self.stats.skipped += 1
-                continue
-            if "@timestamp" not in body and self.fallback_timestamp:
-                body["@timestamp"] = self.fallback_timestamp
-            docs.append(Document(prefix + str(offset), log_type, body, ack, origin, offset))
-            if len(docs) >= _SUBMIT_EVERY:
-                await self._submit(docs)
-                docs = []
-        await self._submit(docs)
-        for offset, record, reason in failures:
-            await self.failure(offset, record, reason)
+    async def results(self, result: tuple[list[Emitted], list[Failed], int]) -> None:
+        emitted, failures, skipped = result
+        self.stats.skipped += skipped
+        if emitted:
+            ack, origin, prefix, fallback, enrich = self.ack, self.origin, self.id_prefix, self.fallback_timestamp, \
+                self.enrich
+            per_type = self.per_type
+            docs: list[Document] = []
+            last_type = ""
+            for offset, sub, log_type, body in emitted:
+                if "@timestamp" not in body and fallback:
+                    body["@timestamp"] = fallback
+                if enrich is not None:
+                    enrich(body)
+                doc_id = f"{prefix}{offset}.{sub}" if sub else prefix + str(offset)
+                docs.append(Document(doc_id, log_type, body, ack, origin, offset))
+                if log_type != last_type:
+                    per_type.setdefault(log_type, 0)
+                    last_type = log_type
+                per_type[log_type] += 1
+            for start in range(0, len(docs), _SUBMIT_EVERY):
+                await self._submit(docs[start : start + _SUBMIT_EVERY])
+        for offset, record, log_type, reason in failures:
+            await self.failure(offset, record, log_type, reason)
 
     async def _submit(self, docs: list[Document]) -> None:
-        if docs:
-            self.ack.add(len(docs))
-            self.stats.documents += len(docs)
-            await self.pipeline.sink.submit(docs)
+        self.ack.add(len(docs))
+        self.stats.documents += len(docs)
+        await self.pipeline.sink.submit(docs)
 
-    async def failure(self, offset: int, record: Any, reason: str) -> None:
+    async def failure(self, offset: int, record: Any, log_type: str, reason: str) -> None:
         self.stats.failures += 1
-        m.PARSE_FAILURES.labels(self.origin.source, self.log_type).inc()
+        m.PARSE_FAILURES.labels(self.origin.source, log_type).inc()
         raw = record if isinstance(record, str) else None
-        dl = DeadLetter("parse_error", reason, self.origin, self.log_type, offset=offset, raw=raw,
+        dl = DeadLetter("parse_error", reason, self.origin, log_type, offset=offset, raw=raw,
                         document=record if isinstance(record, dict) else None)
         self.ack.add(1)
         await self.pipeline.dead_letters.add(dl, self.ack)
 
-    async def oversize(self, items: list[tuple[int, int, str]]) -> None:
+    async def oversize(self, items: list[tuple[int, int, str]], log_type: str) -> None:
         for offset, length, head in items:
-            await self.failure(offset, head, f"line of {length} bytes exceeds pipeline.max_line_bytes")
-
+            await self.failure(offset, head, log_type, f"line of {length} bytes exceeds pipeline.max_line_bytes")

@@ -46,3 +46,16 @@ def test_metrics_reference_is_generated_and_complete() -> None:
         if metric.name.startswith("sluice_"):
             assert metric.documentation, metric.name
             assert f"`{metric.name}" in text
+
+
+def test_log_types_page_is_generated_from_the_parsers() -> None:
+    from worker.log_type_docs import render_log_types
+    from worker.parsers import get_parser, log_types
+
+    text = (DOCS / "log-types.md").read_text()
+    assert text == render_log_types(), "run: python -m worker.docgen"
+    for log_type in log_types():
+        cls = get_parser(log_type)
+        assert f"## `{log_type}`" in text
+        assert cls.routing, f"{log_type}: no routing sentence"
+        assert cls.example or log_type == "cloudfront_realtime", f"{log_type}: no example record"

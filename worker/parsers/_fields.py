@@ -70,6 +70,16 @@ def epoch_to_iso(value: str) -> str:
     return out
 
 
+def epoch_ms_to_iso(value: int) -> str:
+    """Epoch milliseconds (CloudWatch Logs, WAF) -> `2019-03-13T23:05:48.220Z`; ValueError when out of range."""
+    seconds, millis = divmod(int(value), 1000)
+    try:
+        tm = time.gmtime(seconds)
+    except (OverflowError, OSError) as exc:
+        raise ValueError(f"epoch milliseconds out of range: {value!r}") from exc
+    return f"{tm[0]:04d}-{tm[1]:02d}-{tm[2]:02d}T{tm[3]:02d}:{tm[4]:02d}:{tm[5]:02d}.{millis:03d}Z"
+
+
 def iso_to_utc_ms(value: str) -> str:
     """Any ISO 8601 timestamp -> UTC with millisecond precision, `2018-07-02T22:23:00.186Z`.
 

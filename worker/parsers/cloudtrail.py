@@ -177,6 +177,29 @@ class CloudTrailParser(LogParser):
     def __init__(self, ctx: ParseContext) -> None:
         super().__init__(ctx)
 
+    example = (
+        '{"eventVersion":"1.0","userIdentity":{"type":"IAMUser","principalId":"EX_PRINCIPAL_ID","arn":"arn:aw'
+        's:iam::123456789012:user/Alice","accessKeyId":"EXAMPLE_KEY_ID","accountId":"123456789012","userName"'
+        ':"Alice"},"eventTime":"2014-03-06T21:22:54Z","eventSource":"ec2.amazonaws.com","eventName":"StartIns'
+        'tances","awsRegion":"us-east-2","sourceIPAddress":"205.251.233.176","userAgent":"ec2-api-tools 1.6.1'
+        '2.2","requestParameters":{"instancesSet":{"items":[{"instanceId":"i-ebeaf9e2"}]}},"responseElements"'
+        ':{"instancesSet":{"items":[{"instanceId":"i-ebeaf9e2","currentState":{"code":0,"name":"pending"},"pr'
+        'eviousState":{"code":80,"name":"stopped"}}]}}}'
+    )
+    routing = (
+        "S3 key `AWSLogs/<account>/CloudTrail/<region>/...` (and `CloudTrail-Insight`; `CloudTrail-Digest` "
+        "objects are skipped); content: a `{\"Records\": [...]}` document; CloudWatch Logs groups named "
+        "`aws-cloudtrail-logs-*` or set in `log_groups`."
+    )
+
+    @classmethod
+    def sniff(cls, head: str) -> bool:
+        text = head.lstrip()
+        if not text.startswith(("{", "[")):
+            return False
+        first = text.split("\n", 1)[0]
+        return '"Records"' in text[:4096] or '"eventVersion"' in first or '"eventSource"' in first
+
     def parse(self, record: Any) -> dict[str, Any] | None:
         if not isinstance(record, dict):
             raise ParseError(f"CloudTrail record is a JSON {type(record).__name__}, not an object")

@@ -14,6 +14,7 @@ sizes are numbers, the protocol number stays a string in `network.iana_number`.
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 import orjson
@@ -170,6 +171,10 @@ def _int(value: str, name: str) -> int:
         raise ParseError(f"VPC flow field {name}: not an integer: {value!r}") from None
 
 
+_HEADER_LINE = re.compile(r"^(?:\$\{)?(?:version|account-id|interface-id|srcaddr|dstaddr)\b")
+_V2_LINE = re.compile(r"^\d+ (?:\d{12}|-|unknown) (?:eni-|tgw-|-)\S* ")
+
+
 class VpcFlowParser(LogParser):
     """One instance per stream: it remembers the header (format) declared by the stream."""
 
@@ -219,6 +224,23 @@ class VpcFlowParser(LogParser):
         "aws.vpcflow.packets_lost_mtu_exceeded": "long",
         "aws.vpcflow.packets_lost_ttl_expired": "long",
     }
+
+    example = (
+        "2 123456789010 eni-1235b8ca123456789 78.24.182.42 158.109.0.1 20641 22 6 20 4249 1418530010 1418530070 "
+        "ACCEPT OK"
+    )
+    routing = (
+        "S3 key `AWSLogs/<account>/vpcflowlogs/<region>/...`; content: a header line of flow-log field names, or "
+        "a default-format (v2) line; CloudWatch Logs groups named in the source's `log_groups`."
+    )
+
+    @classmethod
+    def sniff(cls, head: str) -> bool:
+        line = head.lstrip().split("\n", 1)[0].strip()
+        if line.startswith("{"):
+            body = line.split('"message"', 1)[1].lstrip(' :"') if '"message"' in line else ""
+            return bool(_V2_LINE.match(body))
+        return bool(_HEADER_LINE.match(line) or _V2_LINE.match(line))
 
     def __init__(self, ctx: ParseContext) -> None:
         super().__init__(ctx)

@@ -21,7 +21,7 @@ from worker.dead_letters import DeadLetters
 from worker.decoding import DecodeError, FramingError
 from worker.model import AckSet, DeadLetter, Origin
 from worker.parsers import ParseContext
-from worker.pipeline import Pipeline
+from worker.pipeline import Pipeline, UnknownLogType
 from worker.routing import route_s3_key
 from worker.sources.s3_events import NotificationError, ObjectRef, parse_notification
 from worker.sources.sqs_consumer import SqsConsumer, SqsMessage
@@ -85,11 +85,6 @@ class SqsS3SourceRunner:
             m.S3_OBJECTS_SKIPPED.labels(self.name, route.skip).inc()
             log.info("s3_object_skipped", source=self.name, reason=route.skip, uri=origin.uri)
             return
-        if route.log_type is None:
-            await self.dead_letters.copy_object(
-                ref.bucket, ref.key, ref.version_tag, "unknown_log_type",
-                "no routing rule matched the key; set log_type on the source", self.name, ack)
-            return
         ctx = ParseContext(bucket=ref.bucket, key=ref.key, account_id=route.account_id, region=route.region,
                            keep_original=self.cfg.keep_original, options=self.cfg.parser_options)
         try:
@@ -101,12 +96,17 @@ class SqsS3SourceRunner:
             fallback = modified.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z") if modified else None
             try:
                 stats = await self.pipeline.ingest(_chunks(body, self.chunk_size), origin, route.log_type, ctx, ack,
-                                                   fallback)
+                                                   fallback, self.cfg.fallback_log_type)
             finally:
                 body.close()
         except ObjectMissing as exc:
             ack.add(1)
-            await self.dead_letters.add(DeadLetter("object_missing", str(exc), origin, route.log_type), ack)
+            await self.dead_letters.add(DeadLetter("object_missing", str(exc), origin, route.log_type or ""), ack)
+            return
+        except UnknownLogType as exc:
+            log.warning("s3_object_unknown_log_type", source=self.name, uri=origin.uri, head=exc.head[:200])
+            await self.dead_letters.copy_object(ref.bucket, ref.key, ref.version_tag, "unknown_log_type", str(exc),
+                                                self.name, ack)
             return
         except (DecodeError, FramingError) as exc:
             log.warning("s3_object_undecodable", source=self.name, uri=origin.uri, error=str(exc))
@@ -118,10 +118,10 @@ class SqsS3SourceRunner:
                         error_type=type(exc).__name__)
             ack.fail(f"reading {origin.uri}: {exc}")
             return
-        m.S3_OBJECTS_READ.labels(self.name, route.log_type).inc()
+        m.S3_OBJECTS_READ.labels(self.name, stats.log_type).inc()
         m.S3_BYTES_READ.labels(self.name).inc(stats.bytes_in)
         m.DECOMPRESSED_BYTES.labels(self.name).inc(stats.bytes_out)
-        log.info("s3_object_read", source=self.name, uri=origin.uri, log_type=route.log_type,
+        log.info("s3_object_read", source=self.name, uri=origin.uri, log_type=stats.log_type,
                  bytes=stats.bytes_in, decompressed=stats.bytes_out, documents=stats.documents,
                  failures=stats.failures)
 

@@ -1,0 +1,179 @@
+"""Parser throughput per log type on one core: framing + parsing, the CPU the worker spends per record.
+
+A benchmark script, not a test. For each log type it takes the real corpus records of that type (headers
+included, as S3 delivers them), repeats them to about `--mb` MB, and runs the same code the worker runs on a
+decompressed stream: `LineFramer` over 1 MiB chunks, then `StreamParser.process` (continuation joins,
+reroutes, expansion), or for JSON types `JsonRecordsFramer` (orjson) then `process`. Decompression, bulk
+serialisation and the network are not in these figures (`bench/stream_memory.py` and, later, `sluice bench`
+measure those); each type is timed best of `--repeat` runs, since these machines are noisy.
+
+    .venv/bin/python bench/parsers.py             # every type, ~16 MB each, table on stdout
+    .venv/bin/python bench/parsers.py --types alb vpc_flow --mb 64
+
+Line formats must reach 20 MB/s (the bar of issue 3); the script exits 1 when one does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import sysconfig
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.corpus import CORPUS, raw_inputs  # noqa: E402
+from worker.decoding import JsonRecordsFramer, LineFramer, StreamDecoder  # noqa: E402
+from worker.parsers import ParseContext, get_parser, log_types  # noqa: E402
+from worker.parsers.stream import StreamParser  # noqa: E402
+
+LINE_BAR_MB_S = 20.0
+CHUNK = 1 << 20
+
+# Which corpus folders hold each type's records as AWS delivers them (files are filtered record by record).
+FOLDERS: dict[str, tuple[str, ...]] = {
+    "alb": ("elb",), "elb": ("elb",), "nlb": ("elb",), "vpc_flow": ("vpcflow",), "s3_access": ("s3access",),
+    "cloudfront": ("cloudfront_standard",), "route53_public": ("route53_public",), "lambda": ("lambda",),
+    "rds_postgresql": ("rds_postgresql",), "cloudtrail": ("cloudtrail",), "aws_config": ("aws_config",),
+    "waf": ("waf",), "network_firewall": ("network_firewall",), "route53_resolver": ("route53_resolver",),
+    "cloudwatch_logs": ("cloudwatch_subscription", "rds_mysql"),
+    "generic": ("lambda", "rds_postgresql", "route53_public", "s3access"),
+}
+
+
+def _decoded(path: Path) -> bytes:
+    decoder = StreamDecoder()
+    out = bytearray()
+    for data in decoder.feed(path.read_bytes()):
+        out += data
+    for data in decoder.finish():
+        out += data
+    return bytes(out)
+
+
+def _files(log_type: str) -> list[Path]:
+    folders = FOLDERS.get(log_type, ())
+    return [CORPUS / rel for rel in raw_inputs() if rel.split("/", 1)[0] in folders]
+
+
+def _own_lines(log_type: str, data: bytes) -> bytes:
+    """The lines of a file that its type's parser turns into its own documents or declares headers."""
+    stream = StreamParser(log_type, ParseContext())
+    keep: list[bytes] = []
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        docs, failures, skipped = stream.process([(0, line.decode("utf-8", "replace"))])
+        if skipped or (docs and docs[0][2] == log_type):
+            keep.append(line)
+    tail, _f, _s = stream.finish()
+    return b"\n".join(keep) + b"\n" if keep else b""
+
+
+def _mysql_messages() -> bytes:
+    """RDS MySQL records as CloudWatch Logs delivers them: one (multi-line) event message per record."""
+    framer = JsonRecordsFramer()
+    framer.feed(_decoded(CORPUS / "rds_mysql" / "clo_rds.log"))
+    records, _ = framer.finish()
+    return b"".join(
+        orjson.dumps(e["message"]) + b"\n" for _, env in records for e in env.get("logEvents", [])
+    )
+
+
+def sample(log_type: str) -> tuple[bytes, str]:
+    """One copy of the type's real records (as text the framer reads) and how they are framed."""
+    cls = get_parser(log_type)
+    if log_type == "rds_mysql":
+        return _mysql_messages(), "json-strings"
+    if cls.framing == "json_records":
+        parts = []
+        for path in _files(log_type):
+            framer = JsonRecordsFramer()
+            framer.feed(_decoded(path))
+            records, _ = framer.finish()
+            parts += [orjson.dumps(r) + b"\n" for _, r in records]
+        if not parts and cls.example:
+            parts = [orjson.dumps(orjson.loads(cls.example)) + b"\n"]
+        return b"".join(parts), "ndjson"
+    parts = [_own_lines(log_type, _decoded(path)) for path in _files(log_type)]
+    data = b"".join(parts)
+    if not data and cls.example:
+        data = cls.example.encode() + b"\n"
+    return data, "lines"
+
+
+def run_once(log_type: str, data: bytes, framing: str, options: dict[str, Any]) -> tuple[int, int, float]:
+    """(documents, failures, seconds) for one pass over `data`."""
+    stream = StreamParser(log_type, ParseContext(options=options), join_lines=framing == "lines")
+    docs = failures = 0
+    start = time.perf_counter()
+    if framing == "lines":
+        framer = LineFramer()
+        for i in range(0, len(data), CHUNK):
+            d, f, _ = stream.process(framer.feed(data[i : i + CHUNK]))
+            docs += len(d)
+            failures += len(f)
+        d, f, _ = stream.process(framer.finish())
+        d2, f2, _ = stream.finish()
+        docs += len(d) + len(d2)
+        failures += len(f) + len(f2)
+    elif framing == "json-strings":
+        for i, line in enumerate(data.splitlines()):
+            d, f, _ = stream.process([(i, orjson.loads(line))])
+            docs += len(d)
+            failures += len(f)
+    else:
+        framer_j = JsonRecordsFramer()
+        framer_j.feed(data)
+        records, errors = framer_j.finish()
+        d, f, _ = stream.process(records)
+        docs, failures = len(d), len(f) + len(errors)
+    return docs, failures, time.perf_counter() - start
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--types", nargs="*", default=log_types())
+    ap.add_argument("--mb", type=float, default=16.0, help="input size per type (MB)")
+    ap.add_argument("--repeat", type=int, default=3, help="passes per type; the best is reported")
+    args = ap.parse_args()
+
+    cflags = sysconfig.get_config_var("CFLAGS") or ""
+    print(f"interpreter: {sys.executable} {platform.python_version()} ({platform.python_implementation()}), "
+          f"optimised build: {'-O3' in cflags or '-O2' in cflags}, lto: {'-flto' in cflags}")
+    print(f"{'log type':<20} {'framing':<8} {'records':>9} {'fail':>5} {'MB':>7} {'rec/s':>10} {'MB/s':>7}  bar")
+    below = []
+    for log_type in args.types:
+        one, framing = sample(log_type)
+        if not one:
+            print(f"{log_type:<20} no sample records")
+            continue
+        copies = max(1, int(args.mb * 1e6 / len(one)))
+        data = one * copies
+        options: dict[str, Any] = {}
+        best = float("inf")
+        docs = failures = 0
+        for i in range(args.repeat):
+            print(f"  {log_type}: pass {i + 1}/{args.repeat} over {len(data) / 1e6:.1f} MB", end="\r",
+                  file=sys.stderr, flush=True)
+            docs, failures, seconds = run_once(log_type, data, framing, options)
+            best = min(best, seconds)
+        mb_s = len(data) / 1e6 / best
+        line_format = get_parser(log_type).framing == "lines"
+        verdict = ("ok" if mb_s >= LINE_BAR_MB_S else "BELOW 20 MB/s") if line_format else "-"
+        if line_format and mb_s < LINE_BAR_MB_S:
+            below.append(log_type)
+        print(f"{log_type:<20} {framing[:8]:<8} {docs:>9} {failures:>5} {len(data) / 1e6:>7.1f} "
+              f"{docs / best:>10,.0f} {mb_s:>7.1f}  {verdict}")
+    if below:
+        print(f"below the line-format bar: {', '.join(below)}")
+    return 1 if below else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
