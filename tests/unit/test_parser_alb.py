@@ -7,12 +7,18 @@ from typing import Any
 import pytest
 
 from tests.corpus import read_lines
-from worker.parsers import ParseContext, ParseError, get_parser
+from worker.parsers import ParseContext, ParseError, Reroute, get_parser
 from worker.parsers._fields import flatten, iso_to_utc_ms, tls_version
 from worker.parsers.alb import AlbParser, split_url, tokenize
 
 ELASTIC = "elb/elastic-integrations_test-alb.log"
 AWSDOCS = "elb/awsdocs_alb_load-balancer-access-logs_examples.log"
+OTHER_TYPES = (
+    "vpcflow/elastic-integrations_test-v5-all-fields.log",
+    "s3access/elastic-integrations_test-s3-server-access.log",
+    "cloudfront_standard/elastic-integrations_test-cloudfront.log",
+    "route53_public/elastic-integrations_test-route53.log",
+)
 
 
 def parse(line: str, **ctx: Any) -> dict[str, Any]:
@@ -206,18 +212,139 @@ def test_context_account_and_region_win() -> None:
 
 
 @pytest.mark.parametrize(
-    ("relative", "index", "reason"),
+    ("relative", "index", "target"),
     [
-        ("elb/awsdocs_nlb_load-balancer-access-logs_examples.log", 0, "NLB"),
-        ("elb/awsdocs_clb_access-log-collection_examples.log", 0, "Classic ELB"),
-        ("elb/beats_elb-tcp.log", 0, "Classic ELB"),
-        (ELASTIC, 6, "connection log"),
-        (ELASTIC, 8, "connection log"),
+        ("elb/awsdocs_nlb_load-balancer-access-logs_examples.log", 0, "nlb"),
+        ("elb/awsdocs_clb_access-log-collection_examples.log", 0, "elb"),
+        ("elb/beats_elb-tcp.log", 0, "elb"),
+        (ELASTIC, 2, "nlb"),
+        (ELASTIC, 5, "nlb"),
     ],
 )
-def test_other_load_balancer_formats_are_refused_with_a_reason(relative: str, index: int, reason: str) -> None:
-    with pytest.raises(ParseError, match=reason):
+def test_other_load_balancer_formats_are_rerouted(relative: str, index: int, target: str) -> None:
+    with pytest.raises(Reroute) as info:
         AlbParser(ParseContext()).parse(read_lines(relative)[index])
+    assert info.value.log_type == target
+
+
+def test_reroute_even_when_the_quotes_do_not_balance() -> None:
+    nlb = read_lines("elb/awsdocs_nlb_load-balancer-access-logs_examples.log")[1] + ' "'
+    with pytest.raises(Reroute, match="nlb"):
+        AlbParser(ParseContext()).parse(nlb)
+    clb = read_lines("elb/beats_elb-tcp.log")[0] + ' "'
+    with pytest.raises(Reroute, match="elb"):
+        AlbParser(ParseContext()).parse(clb)
+
+
+def test_connection_log_line_with_client_certificate() -> None:
+    line = read_lines(ELASTIC)[6]
+    doc = parse(line, keep_original=True, account_id="123456789012", region="us-east-1")
+    assert doc["@timestamp"] == "2024-10-04T17:05:15.514Z"
+    assert doc["event"] == {
+        "kind": "event",
+        "category": ["network"],
+        "end": "2024-10-04T17:05:15.514Z",
+        "outcome": "success",
+        "original": line,
+    }
+    assert doc["source"] == {"address": "192.168.131.39", "ip": "192.168.131.39", "port": 36280}
+    assert doc["client"] == {"ip": "192.168.131.39", "port": 36280}
+    assert doc["destination"] == {"port": 443}
+    assert doc["aws"]["elb"] == {
+        "type": "connection",
+        "protocol": "tcp",
+        "listener": "443",
+        "ssl_protocol": "TLSv1.2",
+        "ssl_cipher": "ECDHE-RSA-AES128-GCM-SHA256",
+        "tls_handshake_latency": pytest.approx(4.036),
+        "leaf_client_cert_subject": "CN=amazondomains.com,O=endEntity,L=Seattle,ST=Washington,C=US",
+        "leaf_client_cert_not_before": "2023-09-21T22:43:21.000Z",
+        "leaf_client_cert_not_after": "2026-06-17T22:43:21.000Z",
+        "leaf_client_cert_serial_number": "FEF257372D5C14D4",
+        "tls_verify_status": "Success",
+    }
+    assert doc["tls"] == {
+        "version_protocol": "tls",
+        "version": "1.2",
+        "cipher": "ECDHE-RSA-AES128-GCM-SHA256",
+        "client": {
+            "subject": "CN=amazondomains.com,O=endEntity,L=Seattle,ST=Washington,C=US",
+            "not_before": "2023-09-21T22:43:21.000Z",
+            "not_after": "2026-06-17T22:43:21.000Z",
+            "x509": {"serial_number": "FEF257372D5C14D4"},
+        },
+    }
+    assert doc["cloud"] == {"provider": "aws", "account": {"id": "123456789012"}, "region": "us-east-1"}
+    assert_no_dash(doc)
+
+
+def test_connection_log_failed_verification_and_plain_http() -> None:
+    failed = parse(read_lines(ELASTIC)[7])
+    elb = failed["aws"]["elb"]
+    assert elb["tls_verify_status"] == "Failed"
+    assert elb["tls_error_code"] == "ClientCertUntrusted"
+    assert "tls_handshake_latency" not in elb
+    assert failed["event"]["outcome"] == "failure"
+    plain = parse(read_lines(ELASTIC)[8])
+    assert plain["@timestamp"] == "2024-11-29T13:45:24.599Z"
+    assert plain["aws"]["elb"] == {
+        "type": "connection",
+        "protocol": "tcp",
+        "listener": "80",
+        "connection_trace_id": "TID_16132ed0b4112148",
+    }
+    assert plain["source"]["port"] == 58206
+    assert plain["destination"] == {"port": 80}
+    assert "tls" not in plain and "outcome" not in plain["event"]
+    assert_no_dash(plain)
+    assert_no_dash(failed)
+
+
+def test_connection_log_drift_and_odd_validity() -> None:
+    line = read_lines(ELASTIC)[8].replace('"-" - - - TID_', '"-" NotAfter=whenever - - TID_') + " new 7"
+    doc = parse(line)
+    assert doc["aws"]["elb"]["extra_fields"] == ["new", "7"]
+    assert doc["aws"]["elb"]["leaf_client_cert_validity"] == "NotAfter=whenever"
+    with pytest.raises(ParseError, match="listener_port"):
+        AlbParser(ParseContext()).parse(read_lines(ELASTIC)[8].replace(" 58206 80 ", " 58206 80x "))
+    with pytest.raises(ParseError, match="at least 11"):
+        AlbParser(ParseContext()).parse("2024-11-29T13:45:24.599544Z 172.31.43.26 58206 80 - -")
+    with pytest.raises(ParseError, match="time"):
+        AlbParser(ParseContext()).parse(read_lines(ELASTIC)[8].replace("2024-11-29T13", "2024-13-29T13"))
+
+
+def test_every_line_of_the_mixed_elastic_file_becomes_a_document() -> None:
+    """ALB access, NLB and ALB connection-log lines in one file: each lands with its own parser."""
+    landed: list[str] = []
+    for line in read_lines(ELASTIC):
+        try:
+            doc = AlbParser(ParseContext()).parse(line)
+            log_type = "alb"
+        except Reroute as exc:
+            log_type = exc.log_type
+            doc = get_parser(log_type)(ParseContext()).parse(line)
+        assert isinstance(doc, dict), line
+        assert_no_dash(doc)
+        landed.append(log_type if log_type != "alb" else f"alb/{doc['aws']['elb']['type']}")
+    assert landed == ["alb/http", "alb/http", "nlb", "nlb", "nlb", "nlb",
+                      "alb/connection", "alb/connection", "alb/connection", "alb/http"]
+
+
+def test_sniff() -> None:
+    assert AlbParser.sniff("\n".join(read_lines(AWSDOCS)))
+    assert AlbParser.sniff("\n".join(read_lines(ELASTIC)))
+    assert AlbParser.sniff("\n".join(read_lines(ELASTIC)[6:]))
+    assert AlbParser.sniff(read_lines(ELASTIC)[8] + "\n")
+    for other in ("elb/awsdocs_nlb_load-balancer-access-logs_examples.log",
+                  "elb/awsdocs_clb_access-log-collection_examples.log", "elb/beats_elb-tcp.log",
+                  *OTHER_TYPES):
+        assert not AlbParser.sniff("\n".join(read_lines(other))), other
+    assert not AlbParser.sniff("")
+
+
+def test_example_is_a_corpus_line() -> None:
+    assert AlbParser.example in read_lines(AWSDOCS)
+    assert parse(AlbParser.example)["aws"]["elb"]["type"] == "https"
 
 
 def test_malformed_lines() -> None:
@@ -276,7 +403,7 @@ def test_time_and_tls_helpers() -> None:
 
 def test_every_emitted_typed_field_is_declared() -> None:
     declared = AlbParser.fields
-    lines = read_lines(AWSDOCS) + read_lines(ELASTIC)[:2] + read_lines("elb/clo_alb.log.gz")
+    lines = read_lines(AWSDOCS) + read_lines(ELASTIC)[:2] + read_lines(ELASTIC)[6:] + read_lines("elb/clo_alb.log.gz")
     for line in lines:
         for key, value in flatten(parse(line)).items():
             if isinstance(value, bool):
@@ -285,5 +412,5 @@ def test_every_emitted_typed_field_is_declared() -> None:
                 assert declared.get(key) == "long", key
             if isinstance(value, float):
                 assert declared.get(key) == "float", key
-            if key.endswith(".ip") or key in ("@timestamp", "event.start", "event.end"):
+            if key.endswith((".ip", "not_before", "not_after")) or key in ("@timestamp", "event.start", "event.end"):
                 assert key in declared, key

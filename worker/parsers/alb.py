@@ -3,8 +3,9 @@
 ALB keeps appending columns to the end of its lines (classification in 2020, connection trace id in 2024,
 transform fields in 2025), so columns are read by position, the ones a line does not have yet are simply
 absent, and columns newer than this parser are kept verbatim in `aws.elb.extra_fields` instead of failing the
-line. Classic ELB, NLB and ALB connection-log lines share the file naming but not the layout: they are refused
-with a reason rather than being misread.
+line. ALB connection-log lines (one line per client connection, written since 2023 into the same `_app.` file
+naming) are parsed here too, as `aws.elb.type: connection` documents with Elastic's field names. Classic ELB and
+NLB lines share the folder but not the layout: they raise `Reroute` to their own parsers instead of being misread.
 
 Tokenising is a `str.split('"')` (quoted columns are the odd pieces); only lines carrying a backslash-escaped
 quote take the slower precompiled regular expression.
@@ -16,7 +17,7 @@ import re
 from typing import Any, ClassVar
 
 from worker.parsers._fields import iso_to_utc_ms, tls_version
-from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError
+from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError, Reroute
 
 _QUOTED_OR_BARE = re.compile(r'"((?:[^"\\]|\\.)*)"|(\S+)')
 _MIN_FIELDS = 18
@@ -30,6 +31,20 @@ _DOMAIN, _CERT, _PRIORITY, _CREATED, _ACTIONS, _REDIRECT, _ERROR = 18, 19, 20, 2
 _TARGET_LIST, _STATUS_LIST, _CLASSIFICATION, _CLASSIFICATION_REASON, _CONN_TRACE = 25, 26, 27, 28, 29
 _TRANSFORMED_HOST, _TRANSFORMED_URI, _TRANSFORM_STATUS = 30, 31, 32
 _KNOWN_COLUMNS = 33
+
+# ALB connection-log columns (AWS documentation, "Connection log entries").
+_C_TIME, _C_CLIENT_IP, _C_CLIENT_PORT, _C_LISTENER_PORT, _C_PROTOCOL, _C_CIPHER, _C_LATENCY = 0, 1, 2, 3, 4, 5, 6
+_C_SUBJECT, _C_VALIDITY, _C_SERIAL, _C_VERIFY, _C_CONN_TRACE = 7, 8, 9, 10, 11
+_C_MIN_FIELDS = 11
+"""time .. tls_verify_status: the columns of the first (2023) connection-log layout."""
+_C_KNOWN_COLUMNS = 12
+
+ACCESS_TYPES = frozenset(("http", "https", "h2", "grpcs", "ws", "wss"))
+"""The first column of an ALB access-log line."""
+
+_ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z"
+_SNIFF_ACCESS = re.compile(rf"(?:http|https|h2|grpcs|ws|wss) {_ISO} app/\S+ \S+:\d+ ")
+_SNIFF_CONNECTION = re.compile(rf'{_ISO} [0-9A-Fa-f.:]+ \d+ \d+ \S+ \S+ (?:-|\d+(?:\.\d+)?) "')
 
 
 def tokenize(line: str) -> list[str]:
@@ -105,15 +120,30 @@ def split_url(url: str) -> dict[str, Any]:
     return out
 
 
-def _refuse(tokens: list[str]) -> ParseError:
-    """Name the log format a non-ALB line looks like, so a dead letter tells where it should have gone."""
-    first = tokens[0] if tokens else ""
-    if first == "tls" and len(tokens) > 1 and tokens[1][:1].isdigit():
-        return ParseError("not an ALB access log line: looks like an NLB (network load balancer) TLS log line")
-    if first[:4].isdigit() and len(tokens) > 2:
+def line_kind(tokens: list[str]) -> str:
+    """Which load balancer log layout a tokenised line has, by its first columns only (cheap, no parsing).
+
+    `alb` (access log), `alb_connection`, `nlb`, `elb` (Classic) or `""` (none of them). Shared by the three
+    load balancer parsers so that they reroute each other's lines the same way.
+    """
+    n = len(tokens)
+    if n < 3:
+        return ""
+    first = tokens[0]
+    if first in ACCESS_TYPES and tokens[2][:4] == "app/":
+        return "alb"
+    if first == "tls" and tokens[1][:1].isdigit():
+        return "nlb"
+    if len(first) >= 20 and first[4] == "-" and first[10] == "T" and first[:4].isdigit():
         if tokens[2].isdigit():
-            return ParseError("not an ALB access log line: looks like an ALB connection log line")
-        return ParseError("not an ALB access log line: looks like a Classic ELB access log line")
+            return "alb_connection"
+        if ":" in tokens[2]:
+            return "elb"
+    return ""
+
+
+def _refuse(tokens: list[str]) -> ParseError:
+    """Why a line that is no load balancer log line at all is refused."""
     if len(tokens) < _MIN_FIELDS:
         return ParseError(f"ALB line has {len(tokens)} fields, at least {_MIN_FIELDS} expected")
     return ParseError(f"not an ALB access log line: third field {tokens[2][:40]!r} is not an app/... name")
@@ -203,7 +233,42 @@ class AlbParser(LogParser):
         "aws.elb.transformed_uri": "keyword",
         "aws.elb.request_transform_status": "keyword",
         "aws.elb.extra_fields": "keyword",
+        # connection-log lines
+        "client.ip": "ip",
+        "client.port": "long",
+        "destination.port": "long",
+        "aws.elb.listener": "keyword",
+        "aws.elb.tls_handshake_latency": "float",
+        "aws.elb.leaf_client_cert_subject": "keyword",
+        "aws.elb.leaf_client_cert_not_before": "date",
+        "aws.elb.leaf_client_cert_not_after": "date",
+        "aws.elb.leaf_client_cert_validity": "keyword",
+        "aws.elb.leaf_client_cert_serial_number": "keyword",
+        "aws.elb.tls_verify_status": "keyword",
+        "aws.elb.tls_error_code": "keyword",
+        "tls.client.subject": "keyword",
+        "tls.client.not_before": "date",
+        "tls.client.not_after": "date",
+        "tls.client.x509.serial_number": "keyword",
     }
+    example = (
+        "https 2018-07-02T22:23:00.186641Z app/my-loadbalancer/50dc6c495c0c9188 192.168.131.39:2817 10.0.0.1:80 "
+        "0.086 0.048 0.037 200 200 0 57 \"GET https://www.example.com:443/ HTTP/1.1\" \"curl/7.46.0\" "
+        "ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/"
+        "my-targets/73e2d6bc24d8a067 \"Root=1-58337281-1d84f3d73c47ec4e58577259\" \"www.example.com\" "
+        "\"arn:aws:acm:us-east-2:123456789012:certificate/12345678-1234-1234-1234-123456789012\" 1 "
+        "2018-07-02T22:22:48.364000Z \"authenticate,forward\" \"-\" \"-\" \"10.0.0.1:80\" \"200\" \"-\" \"-\""
+    )
+    routing = (
+        "S3 key `AWSLogs/<account>/elasticloadbalancing/<region>/YYYY/MM/DD/[conn_log_]<account>_elasticloadbalancing_"
+        "<region>_app.<lb>...` (`_app.` in the file name); content: a line starting `http|https|h2|grpcs|ws|wss "
+        "<ISO time> app/...`, or a connection-log line `<ISO time> <client ip> <port> <listener port> ...`."
+    )
+
+    @classmethod
+    def sniff(cls, head: str) -> bool:
+        line = head.lstrip("\ufeff \r\n").split("\n", 1)[0]
+        return bool(_SNIFF_ACCESS.match(line) or _SNIFF_CONNECTION.match(line))
 
     def __init__(self, ctx: ParseContext) -> None:
         super().__init__(ctx)
@@ -212,11 +277,22 @@ class AlbParser(LogParser):
 
     def parse(self, record: Any) -> dict[str, Any] | None:
         line: str = record
-        t = tokenize(line)
+        try:
+            t = tokenize(line)
+        except ParseError:
+            kind = line_kind(line.split(None, 3))
+            if kind == "nlb" or kind == "elb":
+                raise Reroute(kind) from None
+            raise
         n = len(t)
         if n == 0:
             return None
         if n < _MIN_FIELDS or not t[_ELB].startswith("app/"):
+            kind = line_kind(t)
+            if kind == "alb_connection":
+                return self._connection(t, n, line)
+            if kind == "nlb" or kind == "elb":
+                raise Reroute(kind)
             raise _refuse(t)
 
         elb: dict[str, Any] = {"name": t[_ELB], "type": t[_TYPE], "protocol": "http"}
@@ -305,6 +381,85 @@ class AlbParser(LogParser):
 
         if n > _DOMAIN:
             self._tail(t, n, doc, elb, event)
+        if self.ctx.keep_original:
+            event["original"] = line
+        return doc
+
+    def _connection(self, t: list[str], n: int, line: str) -> dict[str, Any]:
+        """One ALB connection-log line (a client connection and its TLS handshake) -> document.
+
+        Field names follow Elastic's `aws.elb` pipeline (which puts the client in `client.*` and the listener
+        port in `aws.elb.listener`); `source.*`, `destination.port` and `tls.client.*` repeat them under the
+        ECS names the access-log documents of the same index use, so one query finds both.
+        """
+        if n < _C_MIN_FIELDS:
+            raise ParseError(f"ALB connection log line has {n} fields, at least {_C_MIN_FIELDS} expected")
+        timestamp = _time(t[_C_TIME], "time")
+        elb: dict[str, Any] = {"type": "connection", "protocol": "tcp", "listener": t[_C_LISTENER_PORT]}
+        event: dict[str, Any] = {"kind": "event", "category": ["network"], "end": timestamp}
+        doc: dict[str, Any] = {"@timestamp": timestamp, "event": event, "aws": {"elb": elb}}
+        ip = t[_C_CLIENT_IP]
+        port = _int(t[_C_CLIENT_PORT], "client_port")
+        if ip != "-":
+            source: dict[str, Any] = {"address": ip, "ip": ip}
+            client: dict[str, Any] = {"ip": ip}
+            if port is not None:
+                source["port"] = client["port"] = port
+            doc["source"] = source
+            doc["client"] = client
+        if (listener := _int(t[_C_LISTENER_PORT], "listener_port")) is not None:
+            doc["destination"] = {"port": listener}
+        tls: dict[str, Any] = {}
+        if (value := t[_C_PROTOCOL]) != "-":
+            elb["ssl_protocol"] = value
+            parsed = tls_version(value)
+            if parsed is not None:
+                tls["version_protocol"], tls["version"] = parsed
+        if (value := t[_C_CIPHER]) != "-":
+            elb["ssl_cipher"] = tls["cipher"] = value
+        if (sec := _float(t[_C_LATENCY], "tls_handshake_latency")) is not None:
+            elb["tls_handshake_latency"] = sec
+        client_cert: dict[str, Any] = {}
+        if (value := t[_C_SUBJECT]) != "-" and value:
+            elb["leaf_client_cert_subject"] = client_cert["subject"] = value
+        if (value := t[_C_VALIDITY]) != "-" and value:
+            before, sep, after = value.partition(";")
+            if before[:10] == "NotBefore=" and sep and after[:9] == "NotAfter=":
+                try:
+                    not_before, not_after = iso_to_utc_ms(before[10:]), iso_to_utc_ms(after[9:])
+                except ValueError:
+                    elb["leaf_client_cert_validity"] = value
+                else:
+                    elb["leaf_client_cert_not_before"] = client_cert["not_before"] = not_before
+                    elb["leaf_client_cert_not_after"] = client_cert["not_after"] = not_after
+            else:
+                elb["leaf_client_cert_validity"] = value
+        if (value := t[_C_SERIAL]) != "-" and value:
+            elb["leaf_client_cert_serial_number"] = value
+            client_cert["x509"] = {"serial_number": value}
+        if client_cert:
+            tls["client"] = client_cert
+        if tls:
+            doc["tls"] = tls
+        if (value := t[_C_VERIFY]) != "-" and value:
+            status, _, code = value.partition(":")
+            elb["tls_verify_status"] = status
+            if code:
+                elb["tls_error_code"] = code
+            if status == "Success":
+                event["outcome"] = "success"
+            elif status == "Failed":
+                event["outcome"] = "failure"
+        if n > _C_CONN_TRACE and (value := t[_C_CONN_TRACE]) != "-" and value:
+            elb["connection_trace_id"] = value
+        if n > _C_KNOWN_COLUMNS:
+            elb["extra_fields"] = t[_C_KNOWN_COLUMNS:]
+        cloud: dict[str, Any] = {"provider": "aws"}
+        if self._account:
+            cloud["account"] = {"id": self._account}
+        if self._region:
+            cloud["region"] = self._region
+        doc["cloud"] = cloud
         if self.ctx.keep_original:
             event["original"] = line
         return doc
