@@ -107,6 +107,24 @@ _AWSLOGS_FOLDERS = {
     "network_firewall": "network-firewall",
     "route53_resolver": "vpcdnsquerylogs",
 }
+# The types a folder's files may be detected as (a mixed load-balancer file holds three types).
+ALLOWED_TYPES = {
+    "aws_config": {"aws_config"},
+    "cloudfront_standard": {"cloudfront"},
+    "cloudtrail": {"cloudtrail"},
+    "cloudwatch_subscription": {"cloudwatch_logs"},
+    "elb": {"alb", "elb", "nlb"},
+    "lambda": {"lambda"},
+    "network_firewall": {"network_firewall"},
+    "rds_mysql": {"cloudwatch_logs"},
+    "rds_postgresql": {"rds_postgresql"},
+    "route53_public": {"route53_public"},
+    "route53_resolver": {"route53_resolver"},
+    "s3access": {"s3_access"},
+    "vpcflow": {"vpc_flow"},
+    "waf": {"waf"},
+}
+
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
@@ -129,6 +147,8 @@ def is_non_event(record: Any) -> bool:
         return "digestStartTime" in record and "digestEndTime" in record
     text = record.strip()
     if not text or text.startswith(("#Version:", "#Fields:")):
+        return True
+    if text.strip("- ") == "END OF LOG":  # RDS log-file download marker, written by the API, not the database
         return True
     first = text.split()[0]
     return first in KNOWN_FIELDS or first.startswith("${")

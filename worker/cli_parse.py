@@ -94,5 +94,8 @@ def parse_files(files: list[str], log_type: str = "auto", *, keep_original: bool
             failures += 1
         for _offset, _sub, _type, doc in [*docs, *more_docs]:
             out.write(orjson.dumps(doc) + b"\n")
+        out.flush()
+        n_failed = len(failed) + len(more_failed) + len(errors)
+        print(f"{name}: {lt}: {len(docs) + len(more_docs)} documents, {n_failed} failures", file=sys.stderr)
     out.flush()
     return 1 if failures else 0

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from tests.corpus import CORPUS, load_expected
+from tests.corpus import ALLOWED_TYPES, CORPUS, load_expected, raw_inputs
 from tests.unit.test_corpus_conformance import SCOPES, _elastic_flat, values_agree
 from worker.__main__ import main
-from worker.parsers import get_parser
+from worker.parsers import get_parser, log_types
 from worker.parsers._fields import flatten
 
 
@@ -21,7 +22,10 @@ def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[dict
     return code, [json.loads(line) for line in out.splitlines() if line.strip()], err
 
 
-@pytest.mark.parametrize("scope", SCOPES, ids=[s.log_type for s in SCOPES])
+BY_ORIGINAL = [s for s in SCOPES if s.pair_by == "event.original"]
+
+
+@pytest.mark.parametrize("scope", BY_ORIGINAL, ids=[s.log_type for s in BY_ORIGINAL])
 def test_parse_output_matches_elastic(scope, capsys: pytest.CaptureFixture[str]) -> None:
     """`sluice parse` on the inputs behind Elastic's expected files agrees with them on shared fields."""
     options = [f"-o{k}={v}" for k, v in scope.options]
@@ -53,6 +57,40 @@ def test_parse_autodetects_and_reads_gzip(tmp_path: Path, capsys: pytest.Capture
     ct = CORPUS / "cloudtrail" / "awsdocs_cloudtrail-log-file-examples_block9.json"
     code, docs, err = _run(capsys, "parse", str(ct))
     assert code == 0 and len(docs) == 2, err
+
+
+@pytest.mark.parametrize("log_type", log_types())
+def test_parse_works_for_every_type(log_type: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`sluice parse --type T FILE` on the type's documented example record."""
+    cls = get_parser(log_type)
+    f = tmp_path / "example.log"
+    f.write_text(cls.example + "\n")
+    code, docs, err = _run(capsys, "parse", "--type", log_type, str(f))
+    assert code == 0, err
+    assert docs and all(isinstance(d, dict) and d for d in docs)
+    assert f"{f}: {log_type}: {len(docs)} documents" in err
+
+
+def _one_file_per_folder() -> list[str]:
+    seen: dict[str, str] = {}
+    for relative in raw_inputs():
+        folder = relative.split("/", 1)[0]
+        if "digest" not in relative:
+            seen.setdefault(folder, relative)
+    return sorted(seen.values())
+
+
+@pytest.mark.parametrize("relative", _one_file_per_folder())
+def test_parse_detects_the_type_from_content(relative: str, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --type and with a name that says nothing, the content decides."""
+    f = tmp_path / "upload.bin"
+    f.write_bytes((CORPUS / relative).read_bytes())
+    _, docs, err = _run(capsys, "parse", str(f))
+    summary = re.search(rf"^{re.escape(str(f))}: (\w+): \d+ documents", err, re.MULTILINE)
+    assert summary, err
+    assert summary.group(1) in ALLOWED_TYPES[relative.split("/", 1)[0]], err
+    assert docs or "failures" in err
 
 
 def test_parse_reports_failures_with_line_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

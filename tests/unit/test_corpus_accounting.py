@@ -13,25 +13,7 @@ from collections import Counter
 
 import pytest
 
-from tests.corpus import account, is_non_event, raw_inputs
-
-# The types a folder's files may be detected as (a mixed load-balancer file holds three types).
-ALLOWED_TYPES = {
-    "aws_config": {"aws_config"},
-    "cloudfront_standard": {"cloudfront"},
-    "cloudtrail": {"cloudtrail"},
-    "cloudwatch_subscription": {"cloudwatch_logs"},
-    "elb": {"alb", "elb", "nlb"},
-    "lambda": {"lambda"},
-    "network_firewall": {"network_firewall"},
-    "rds_mysql": {"cloudwatch_logs"},
-    "rds_postgresql": {"rds_postgresql"},
-    "route53_public": {"route53_public"},
-    "route53_resolver": {"route53_resolver"},
-    "s3access": {"s3_access"},
-    "vpcflow": {"vpc_flow"},
-    "waf": {"waf"},
-}
+from tests.corpus import ALLOWED_TYPES, account, is_non_event, raw_inputs
 
 
 @pytest.mark.parametrize("relative", raw_inputs())

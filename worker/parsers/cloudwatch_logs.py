@@ -101,7 +101,7 @@ class CloudWatchLogsParser(LogParser):
         log_type, options = self._route(group, frames[0][1])
         stream = self._stream(log_type, options, group, stream_name, owner)
         if stream.framing == "json_records":
-            frames = self._decode_json(frames, offset, log_type, events, failures)
+            frames = self._decode_json(frames, offset, log_type, group, events, failures)
         parsed, failed, _ = stream.process(frames)
         docs: list[Emitted] = []
         for i, _sub, inner_type, body in parsed:
@@ -125,19 +125,19 @@ class CloudWatchLogsParser(LogParser):
             failures.append((offset, raw, inner_type, f"{reason} (log group {group}, event {event_id})"))
         return docs, failures
 
-    def _decode_json(self, frames: list[tuple[int, Any]], offset: int, log_type: str, events: list[Any],
-                     failures: list[Failed]) -> list[tuple[int, Any]]:
+    def _decode_json(self, frames: list[tuple[int, Any]], offset: int, log_type: str, group: str,
+                     events: list[Any], failures: list[Failed]) -> list[tuple[int, Any]]:
         """Messages of JSON log types (CloudTrail, WAF) are JSON text inside the envelope's JSON."""
         out: list[tuple[int, Any]] = []
         for i, message in frames:
-            event_id = events[i].get("id", i)
+            where = f"(log group {group}, event {events[i].get('id', i)})"
             try:
                 value = orjson.loads(message)
             except orjson.JSONDecodeError as exc:
-                failures.append((offset, message, log_type, f"invalid JSON in log event {event_id}: {exc}"))
+                failures.append((offset, message, log_type, f"invalid JSON: {exc} {where}"))
                 continue
             if not isinstance(value, dict):
-                failures.append((offset, message, log_type, f"log event {event_id} is not a JSON object"))
+                failures.append((offset, message, log_type, f"not a JSON object {where}"))
                 continue
             out.append((i, value))
         return out

@@ -171,7 +171,6 @@ def _int(value: str, name: str) -> int:
         raise ParseError(f"VPC flow field {name}: not an integer: {value!r}") from None
 
 
-_HEADER_LINE = re.compile(r"^(?:\$\{)?(?:version|account-id|interface-id|srcaddr|dstaddr)\b")
 _V2_LINE = re.compile(r"^\d+ (?:\d{12}|-|unknown) (?:eni-|tgw-|-)\S* ")
 
 
@@ -240,7 +239,10 @@ class VpcFlowParser(LogParser):
         if line.startswith("{"):
             body = line.split('"message"', 1)[1].lstrip(' :"') if '"message"' in line else ""
             return bool(_V2_LINE.match(body))
-        return bool(_HEADER_LINE.match(line) or _V2_LINE.match(line))
+        if _V2_LINE.match(line):
+            return True
+        names = [name.removeprefix("${").removesuffix("}") for name in line.split()]
+        return len(names) >= 3 and all(name in KNOWN_FIELDS for name in names)
 
     def __init__(self, ctx: ParseContext) -> None:
         super().__init__(ctx)
