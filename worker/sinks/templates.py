@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from worker.config import OpenSearchConfig
+from worker.enrich import FIELDS as ENRICHMENT_FIELDS
 from worker.parsers import FieldType, get_parser, log_types
 
 COMMON_FIELDS: dict[str, FieldType] = {
@@ -36,8 +37,10 @@ COMMON_FIELDS: dict[str, FieldType] = {
     "http.request.body.bytes": "long",
     "http.response.body.bytes": "long",
     "url.port": "long",
-    "source.geo.location": "geo_point",
-    "destination.geo.location": "geo_point",
+    "related.ip": "ip",
+    # What optional enrichment adds (GeoIP, user agent): mapped whether or not it is on, so turning it on
+    # later never meets a dynamically mapped field of the wrong type.
+    **ENRICHMENT_FIELDS,
 }
 
 _TYPE_MAPPING: dict[str, dict[str, Any]] = {
