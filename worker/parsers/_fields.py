@@ -190,13 +190,26 @@ def tls_version(protocol: str) -> tuple[str, str] | None:
     return out
 
 
+_IP_SEEN: dict[str, bool] = {}
+
+
 def is_ip(value: str) -> bool:
-    """Whether the text is one IPv4 or IPv6 address (no port, no list)."""
+    """Whether the text is one IPv4 or IPv6 address (no port, no list).
+
+    Logs repeat the same few thousand addresses, so answers are remembered (bounded; cleared when full).
+    """
+    known = _IP_SEEN.get(value)
+    if known is not None:
+        return known
     try:
         socket.inet_pton(socket.AF_INET6 if ":" in value else socket.AF_INET, value)
+        answer = True
     except (OSError, ValueError):
-        return False
-    return True
+        answer = False
+    if len(_IP_SEEN) >= 65536:
+        _IP_SEEN.clear()
+    _IP_SEEN[value] = answer
+    return answer
 
 
 _PORTED_PROTOCOLS = frozenset((6, 17, 132))
