@@ -31,6 +31,7 @@ integration: $(STAMP)
 	$(VENV)/bin/python -m pytest -q tests/integration tests/faults
 
 bench: $(STAMP)
+	$(VENV)/bin/python bench/parsers.py
 	$(VENV)/bin/python bench/stream_memory.py
 
 clean:
