@@ -1,4 +1,4 @@
-"""`sluice` command line: run | demo | parse | check-config | setup."""
+"""`sluice` command line: run | demo | parse | check-config | setup | replay | backfill."""
 
 from __future__ import annotations
 
@@ -51,6 +51,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(aws_endpoint=args.aws_endpoint, opensearch_url=args.opensearch_url, corpus=args.corpus)
 
 
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from worker.replay import run_replay
+
+    return run_replay(load_config(args.config), args)
+
+
+def _cmd_backfill(args: argparse.Namespace) -> int:
+    from worker.backfill import run_backfill
+
+    return run_backfill(load_config(args.config), args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sluice", description="Move AWS service logs into OpenSearch.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -75,6 +87,34 @@ def build_parser() -> argparse.ArgumentParser:
     setup = sub.add_parser("setup", help="install index templates into OpenSearch")
     setup.add_argument("--config", "-c", required=True)
     setup.set_defaults(func=_cmd_setup)
+
+    replay = sub.add_parser("replay", help="re-drive dead letters (re-parse raw lines, re-submit rejected documents)")
+    replay.add_argument("--config", "-c", required=True)
+    where = replay.add_mutually_exclusive_group()
+    where.add_argument("--from-queue", action="store_true",
+                       help="read pointer messages from the replay queue (default)")
+    where.add_argument("--from-bucket", action="store_true",
+                       help="list dead-letter objects in the backup bucket instead of reading the queue")
+    replay.add_argument("--prefix", default="", help="with --from-bucket: key prefix under dead_letters.prefix")
+    replay.add_argument("--since", default=None, help="with --from-bucket: objects written at or after (ISO 8601)")
+    replay.add_argument("--until", default=None, help="with --from-bucket: objects written before (ISO 8601)")
+    replay.add_argument("--dry-run", action="store_true", help="report what would be re-driven; change nothing")
+    replay.add_argument("--rate", type=float, default=0.0, help="records per second at most (0: unlimited)")
+    replay.add_argument("--max-attempts", type=int, default=3,
+                        help="replays of a record before it is parked under poison/")
+    replay.set_defaults(func=_cmd_replay)
+
+    backfill = sub.add_parser("backfill", help="ingest objects that already exist under an S3 prefix")
+    backfill.add_argument("--config", "-c", required=True)
+    backfill.add_argument("url", help="s3://bucket/prefix")
+    backfill.add_argument("--since", default=None, help="objects last modified at or after (ISO 8601)")
+    backfill.add_argument("--until", default=None, help="objects last modified before (ISO 8601)")
+    backfill.add_argument("--state", default=None,
+                          help="file recording finished keys, so an interrupted backfill resumes "
+                               "(default: .sluice-backfill-<bucket>-<hash of prefix>.state)")
+    backfill.add_argument("--log-type", default="auto", help="log type of every object (default: route by key)")
+    backfill.add_argument("--concurrency", type=int, default=8, help="objects read at once")
+    backfill.set_defaults(func=_cmd_backfill)
 
     demo = sub.add_parser("demo", help="start local servers, ingest sample logs end to end, print what landed")
     demo.add_argument("--aws-endpoint", default=None,

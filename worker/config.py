@@ -89,6 +89,11 @@ class BulkConfig(_Model):
     """gzip request bodies."""
     timeout: float = Field(120.0, gt=0)
     """Seconds to wait for one bulk response before it counts as failed (and is retried)."""
+    adaptive: bool = True
+    """Adapt concurrent bulk requests between `min_in_flight` and `max_in_flight`: one more while latency is
+    steady, half as many on 429/503/timeouts, so an overloaded cluster is not hammered."""
+    min_in_flight: int = Field(1, ge=1)
+    """The fewest concurrent bulk requests adaptive concurrency goes down to."""
 
 
 class RetryConfig(_Model):
@@ -186,8 +191,29 @@ class SqsS3Source(_Model):
         return v
 
 
-SourceConfig = Annotated[SqsS3Source, Field(discriminator="type")]
-SOURCE_TYPES = ("sqs_s3",)
+class ReplaySource(_Model):
+    """Dead letters re-driven from the replay queue (pointer messages): raw lines are parsed again with today's
+    parsers, rejected documents are submitted again with their original ids (so a second replay adds nothing).
+    Records that fail again go back with an attempt count; after `max_attempts` they are kept under `poison/`."""
+
+    type: Literal["replay"]
+    """Source type."""
+    queue_url: str | None = None
+    """The replay queue; defaults to `dead_letters.replay_queue_url`."""
+    max_attempts: int = Field(3, ge=1)
+    """Replays of one record before it is parked under the backup bucket's `poison/` prefix and reported."""
+    rate: float = Field(0.0, ge=0)
+    """Records per second at most (0: unlimited), so a replay does not starve live ingestion."""
+    max_in_flight: int = Field(2, ge=1)
+    """Pointer messages being replayed at once."""
+    wait_time: int = Field(20, ge=0, le=20)
+    """SQS long-poll seconds."""
+    visibility_timeout: int = Field(300, ge=10, le=43200)
+    """Visibility set on receive and extended while a pointer is being replayed."""
+
+
+SourceConfig = Annotated[SqsS3Source | ReplaySource, Field(discriminator="type")]
+SOURCE_TYPES = ("sqs_s3", "replay")
 
 
 class PipelineConfig(_Model):

@@ -68,6 +68,13 @@ SINK_BUFFER_FILL = Gauge(
     f"{NS}_sink_buffer_fill_ratio",
     "Filled share of the sink's bounded queue of ready bulk requests (1 = sources are being held back).", [])
 
+BULK_CONCURRENCY_LIMIT = Gauge(
+    f"{NS}_bulk_concurrency_limit",
+    "Bulk requests allowed in flight right now: grows while latency is steady, halves on 429/503/timeouts.", [])
+BULK_THROTTLED = Counter(
+    f"{NS}_bulk_throttled_total",
+    "Bulk requests or items OpenSearch pushed back on (429, 503, timeouts), by kind.", ["kind"])
+
 # --- dead letters ----------------------------------------------------------------------------------------
 DOCUMENTS_DEAD_LETTERED = Counter(
     f"{NS}_documents_dead_lettered_total",
@@ -76,6 +83,15 @@ DOCUMENTS_DEAD_LETTERED = Counter(
 DEAD_LETTER_OBJECTS = Counter(
     f"{NS}_dead_letter_objects_written_total",
     "Objects written to the backup bucket (NDJSON.gz batches and copies of undecodable objects).", ["kind"])
+
+# --- replay and backfill -------------------------------------------------------------------------------
+REPLAYED = Counter(
+    f"{NS}_replayed_records_total",
+    "Dead-lettered records re-driven by replay, by outcome (indexed, exists, failed_again, poisoned, dry_run).",
+    ["outcome"])
+BACKFILL_OBJECTS = Counter(
+    f"{NS}_backfill_objects_total", "Objects handled by backfill, by outcome (ingested, skipped_done, failed).",
+    ["outcome"])
 
 # --- process ---------------------------------------------------------------------------------------------
 READY = Gauge(f"{NS}_ready", "1 when the worker is consuming, 0 while starting or draining.", [])

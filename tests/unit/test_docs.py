@@ -7,7 +7,7 @@ from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
 import worker.telemetry  # noqa: F401  (declares the metrics)
-from worker.config import Config, SqsS3Source
+from worker.config import Config, ReplaySource, SqsS3Source
 
 DOCS = Path(__file__).parents[2] / "docs"
 
@@ -32,7 +32,7 @@ def test_configuration_reference_is_generated_from_the_code() -> None:
 def test_every_config_key_is_in_the_reference() -> None:
     text = (DOCS / "configuration.md").read_text()
     keys = [k for k in _keys(Config, "") if not k.startswith("sources")]
-    keys += [f"sources.<name>.{k}" for k in _keys(SqsS3Source, "")]
+    keys += [f"sources.<name>.{k}" for model in (SqsS3Source, ReplaySource) for k in _keys(model, "")]
     missing = [k for k in keys if f"`{k}`" not in text]
     assert not missing, f"undocumented config keys: {missing}"
 
