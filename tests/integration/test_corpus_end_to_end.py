@@ -90,3 +90,30 @@ async def test_every_corpus_sample_is_indexed_with_typed_fields(aws_endpoint: st
     assert agg["aggregations"]["b"]["value"] == expected_bytes
     in_net = client.count(index=everything, body={"query": {"term": {"source.ip": str(NET)}}})["count"]
     assert in_net == expected_in_net
+
+
+async def test_setup_installs_a_typed_template_for_every_log_type(aws_endpoint: str, opensearch_url: str,
+                                                                   unique_name: Any,
+                                                                   capsys: Any) -> None:
+    """`sluice setup`: one template per type; an index created under each pattern gets the declared types."""
+    from worker.parsers import log_types
+    from worker.setup import setup
+
+    prefix = unique_name("tpl")
+    cfg = make_config(aws_endpoint=aws_endpoint, opensearch_url=opensearch_url, queue_url="http://unused",
+                      backup_bucket="unused", replay_queue_url="http://unused", index_prefix=prefix)
+    assert await setup(cfg) == 0
+    assert capsys.readouterr().out.count("installed") == len(log_types())
+    client = os_client(opensearch_url)
+    for log_type in log_types():
+        index = f"{prefix}-{log_type}-2026.11.23"
+        client.indices.create(index=index)
+        properties = client.indices.get_mapping(index=index)[index]["mappings"]["properties"]
+        declared = {**COMMON_FIELDS, **get_parser(log_type).fields}
+        typed = {f: k for f, k in declared.items() if k in TYPED}
+        assert typed, log_type
+        for field, kind in typed.items():
+            assert _mapped_type(properties, field) == kind, f"{log_type}: {field}"
+        flattened = [f for f, k in declared.items() if k == "flattened"]
+        for field in flattened:
+            assert _mapped_type(properties, field) == "flat_object", f"{log_type}: {field}"
