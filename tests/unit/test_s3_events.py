@@ -41,3 +41,10 @@ def test_test_event_and_non_create_events() -> None:
 def test_bad_bodies_raise(body: str) -> None:
     with pytest.raises(NotificationError):
         parse_notification(body)
+
+
+def test_null_version_id_means_no_version() -> None:
+    body = json.dumps({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {
+        "bucket": {"name": "b"}, "object": {"key": "k", "size": 1, "eTag": "abc", "versionId": "null"}}}]})
+    [ref] = parse_notification(body).objects
+    assert ref.version_tag == "etag:abc"

@@ -84,7 +84,7 @@ def _s3_records(records: list[Any]) -> Notification:
             raise NotificationError("a record lacks s3.bucket.name or s3.object.key") from None
         objects.append(ObjectRef(
             bucket=bucket, key=unquote_plus(raw_key), size=int(obj.get("size") or 0),
-            etag=str(obj.get("eTag") or obj.get("etag") or ""), version=str(obj.get("versionId") or ""),
+            etag=str(obj.get("eTag") or obj.get("etag") or ""), version=_version(obj.get("versionId")),
             event_name=name,
         ))
     return Notification(tuple(objects), ignored=ignored)
@@ -103,6 +103,13 @@ def _eventbridge(doc: dict[str, Any]) -> Notification:
     decoded = unquote_plus(key)
     return Notification((ObjectRef(
         bucket=bucket, key=key, size=int(obj.get("size") or 0), etag=str(obj.get("etag") or ""),
-        version=str(obj.get("version-id") or ""), event_name="Object Created",
+        version=_version(obj.get("version-id")), event_name="Object Created",
         alt_key=decoded if decoded != key else "",
     ),))
+
+
+def _version(value: object) -> str:
+    """A notification's version id; `"null"` (an object written before versioning was enabled) is no version,
+    so the id falls back to the ETag exactly as a listing of the same object does (backfill)."""
+    text = str(value or "")
+    return "" if text == "null" else text
