@@ -210,6 +210,10 @@ class ReplaySource(_Model):
     """SQS long-poll seconds."""
     visibility_timeout: int = Field(300, ge=10, le=43200)
     """Visibility set on receive and extended while a pointer is being replayed."""
+    min_age: float = Field(300.0, ge=0)
+    """Seconds a pointer waits on the queue before it is replayed, so there is time to fix the cause (a mapping,
+    a parser option) before a record that just failed is tried again; without it a record that keeps failing
+    would use up `max_attempts` within seconds. Younger pointers are left invisible for about that long."""
 
 
 SourceConfig = Annotated[SqsS3Source | ReplaySource, Field(discriminator="type")]
