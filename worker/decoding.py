@@ -557,17 +557,26 @@ class LineFramer:
     (offset, total length, decoded head), so the caller can dead-letter it with a reason instead of
     the framer growing without bound. Empty and whitespace-only lines are skipped; their bytes still
     count for the offsets of the lines after them.
+
+    A line that is not valid UTF-8 is still emitted, decoded with U+FFFD in place of the bad bytes (the
+    event stays searchable). With `report_invalid`, its original bytes are also reported in `invalid` as
+    (offset, raw bytes): the emitted text is no longer the input, so the caller keeps the bytes (the worker
+    writes them to the backup bucket) and nothing is lost. Off by default, so callers that never take them
+    (`sluice parse`, benchmarks) do not accumulate them. Valid input pays nothing: ASCII chunks never look.
     """
 
-    def __init__(self, max_line_bytes: int = 1 << 20) -> None:
+    def __init__(self, max_line_bytes: int = 1 << 20, report_invalid: bool = False) -> None:
         if max_line_bytes < 1:
             raise ValueError("max_line_bytes must be positive")
         self.max_line_bytes = max_line_bytes
+        self.report_invalid = report_invalid
         self.lines = 0
         """Lines emitted so far."""
         self.bytes = 0
         """Decompressed bytes consumed so far (= the offset of the next byte)."""
         self.oversize: list[tuple[int, int, str]] = []
+        self.invalid: list[tuple[int, bytes]] = []
+        """(offset, original bytes) of emitted lines that were not valid UTF-8 (decoded with U+FFFD)."""
         self._tail = bytearray()
         self._tail_start = 0
         self._tail_len = 0
@@ -575,6 +584,10 @@ class LineFramer:
 
     def take_oversize(self) -> list[tuple[int, int, str]]:
         out, self.oversize = self.oversize, []
+        return out
+
+    def take_invalid(self) -> list[tuple[int, bytes]]:
+        out, self.invalid = self.invalid, []
         return out
 
     def feed(self, data: bytes) -> list[tuple[int, str]]:
@@ -627,7 +640,12 @@ class LineFramer:
         if self._discarding:
             self.oversize.append((self._tail_start, self._tail_len, self._tail.decode("utf-8", "replace")))
         else:
-            text = self._tail.decode("utf-8", "replace")
+            try:
+                text = self._tail.decode("utf-8")
+            except UnicodeDecodeError:
+                text = self._tail.decode("utf-8", "replace")
+                if self.report_invalid:
+                    self.invalid.append((self._tail_start, bytes(self._tail)))
             if text and not text.isspace():
                 out.append((self._tail_start, text[:-1] if text[-1] == "\r" else text))
         self._tail = bytearray()
@@ -649,7 +667,13 @@ class LineFramer:
         else:
             raw = data[a:b].split(b"\n")
             sizes = lens = [len(p) for p in raw]
-            parts = [p.decode("utf-8", "replace") for p in raw]
+            if self.report_invalid:
+                try:
+                    parts = [p.decode("utf-8") for p in raw]
+                except UnicodeDecodeError:
+                    parts = self._decode_lossy(raw, base)
+            else:
+                parts = [p.decode("utf-8", "replace") for p in raw]
             too_long = b - a > limit and max(lens) > limit
         offsets = accumulate(map(operator.add, sizes, repeat(1)), initial=base)
         if too_long:
@@ -662,6 +686,21 @@ class LineFramer:
             ]
         else:
             out += [(o, p) for o, p in zip(offsets, parts, strict=False) if p and not p.isspace()]
+
+    def _decode_lossy(self, raw: list[bytes], base: int) -> list[str]:
+        """Decode lines some of which are not UTF-8: those get U+FFFD and are reported in `invalid`
+        (except lines over the limit, which are reported as oversize instead)."""
+        parts: list[str] = []
+        at = base
+        for p in raw:
+            try:
+                parts.append(p.decode("utf-8"))
+            except UnicodeDecodeError:
+                parts.append(p.decode("utf-8", "replace"))
+                if len(p) <= self.max_line_bytes:
+                    self.invalid.append((at, p))
+            at += len(p) + 1
+        return parts
 
     def _frame_checked(
         self, parts: list[str], sizes: list[int], offsets: Iterator[int], out: list[tuple[int, str]]

@@ -6,6 +6,7 @@ per-line awaits and per-line framing dominate the cost of a Python pipeline.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -90,15 +91,20 @@ class Pipeline:
         stream = StreamParser(log_type, ctx)
         emit = _Emitter(self, origin, ack, stats, fallback_timestamp)
         if stream.framing == "lines":
-            framer = LineFramer(self.cfg.max_line_bytes)
+            framer = LineFramer(self.cfg.max_line_bytes, report_invalid=True)
             async for data in decoded:
                 frames = framer.feed(data)
+                emit.invalid_utf8(framer.take_invalid())
                 for start in range(0, len(frames), PARSE_SLICE):
                     await emit.results(stream.process(frames[start : start + PARSE_SLICE]))
                 await emit.oversize(framer.take_oversize(), log_type)
-            await emit.results(stream.process(framer.finish()))
+                await emit.keep_invalid_utf8(log_type)
+            frames = framer.finish()
+            emit.invalid_utf8(framer.take_invalid())
+            await emit.results(stream.process(frames))
             await emit.oversize(framer.take_oversize(), log_type)
             await emit.results(stream.finish())
+            await emit.keep_invalid_utf8(log_type)
         else:
             jframer = JsonRecordsFramer(self.cfg.max_document_bytes)
             async for data in decoded:
@@ -147,9 +153,15 @@ async def _peek(stream: AsyncIterator[bytes], size: int) -> tuple[bytes, AsyncIt
 
 
 class _Emitter:
-    """Per-stream state of the parse loop: ids, counters, and where failures go."""
+    """Per-stream state of the parse loop: ids, counters, and where failures go.
 
-    __slots__ = ("ack", "enrich", "fallback_timestamp", "id_prefix", "origin", "per_type", "pipeline", "stats")
+    Nothing the input held may be lost, even when the document is not the input: lines that were not UTF-8
+    (indexed with U+FFFD) keep their exact bytes in the backup bucket (an `invalid_utf8` record, or their
+    `parse_error` record, with `raw_base64`).
+    """
+
+    __slots__ = ("ack", "enrich", "fallback_timestamp", "id_prefix", "origin", "per_type", "pipeline", "stats",
+                 "undecodable")
 
     def __init__(self, pipeline: Pipeline, origin: Origin, ack: AckSet, stats: StreamStats,
                  fallback_timestamp: str | None) -> None:
@@ -161,6 +173,8 @@ class _Emitter:
         self.stats = stats
         self.id_prefix = origin.id_prefix() + "."
         self.per_type: dict[str, int] = {}
+        self.undecodable: dict[int, tuple[bytes, list[str]]] = {}
+        """Offset -> (original bytes, ids of the documents made from it) of lines that were not UTF-8."""
 
     async def results(self, result: tuple[list[Emitted], list[Failed], int]) -> None:
         emitted, failures, skipped = result
@@ -182,6 +196,11 @@ class _Emitter:
                     per_type.setdefault(log_type, 0)
                     last_type = log_type
                 per_type[log_type] += 1
+            if self.undecodable:
+                for doc in docs:
+                    entry = self.undecodable.get(doc.offset)
+                    if entry is not None:
+                        entry[1].append(doc.id)
             await self._submit(docs)
         for offset, record, log_type, reason in failures:
             await self.failure(offset, record, log_type, reason)
@@ -197,9 +216,31 @@ class _Emitter:
         raw = record if isinstance(record, str) else None
         dl = DeadLetter("parse_error", reason, self.origin, log_type, offset=offset, raw=raw,
                         document=record if isinstance(record, dict) else None)
+        undecodable = self.undecodable.pop(offset, None) if self.undecodable else None
+        if undecodable is not None:
+            dl.extra["raw_base64"] = base64.b64encode(undecodable[0]).decode()
         self.ack.add(1)
         await self.pipeline.dead_letters.add(dl, self.ack)
 
     async def oversize(self, items: list[tuple[int, int, str]], log_type: str) -> None:
+        limit = self.pipeline.cfg.max_line_bytes
         for offset, length, head in items:
-            await self.failure(offset, head, log_type, f"line of {length} bytes exceeds pipeline.max_line_bytes")
+            await self.failure(offset, head, log_type,
+                               f"line of {length} bytes exceeds pipeline.max_line_bytes ({limit}); its head is kept")
+
+    def invalid_utf8(self, lines: list[tuple[int, bytes]]) -> None:
+        """Remember lines that were not UTF-8 until their documents (or failures) are known."""
+        for offset, raw in lines:
+            self.undecodable[offset] = (raw, [])
+
+    async def keep_invalid_utf8(self, log_type: str) -> None:
+        """Keep the original bytes of lines indexed with U+FFFD; their parse failures already carry them."""
+        pending, self.undecodable = self.undecodable, {}
+        for offset, (raw, ids) in pending.items():
+            what = ("indexed with U+FFFD in place of the bad bytes" if ids
+                    else "not indexed on its own (the parser skipped it or joined it to the record before it)")
+            dl = DeadLetter("invalid_utf8", f"line is not valid UTF-8: {what}; raw_base64 holds the original bytes",
+                            self.origin, log_type, offset=offset, raw=raw.decode("utf-8", "replace"),
+                            doc_id=ids[0] if ids else None, extra={"raw_base64": base64.b64encode(raw).decode()})
+            self.ack.add(1)
+            await self.pipeline.dead_letters.add(dl, self.ack)

@@ -52,6 +52,9 @@ class SqsConsumer:
         self._free = max_in_flight
         self._slot_freed = asyncio.Event()
         self._in_flight: dict[str, tuple[SqsMessage, asyncio.Task[None]]] = {}
+        """By receipt handle, not message id: a message whose visibility lapsed (SQS unreachable, so no extension)
+        can be received again while its first delivery is still in flight, and each delivery must be tracked
+        (extended, drained, counted) on its own."""
         self._delete_queue: asyncio.Queue[tuple[SqsMessage, asyncio.Future[None]]] = asyncio.Queue()
         self.deadline: Callable[[], float | None] = lambda: None
         """When stopping: the monotonic time by which in-flight work must be finished or handed back."""
@@ -125,7 +128,7 @@ class SqsConsumer:
     def _start(self, msg: SqsMessage) -> None:
         self._free -= 1
         task = asyncio.create_task(self._process(msg), name=f"{self.source}-msg-{msg.id}")
-        self._in_flight[msg.id] = (msg, task)
+        self._in_flight[msg.receipt] = (msg, task)
         m.MESSAGES_IN_FLIGHT.labels(self.source).set(len(self._in_flight))
 
     async def _process(self, msg: SqsMessage) -> None:
@@ -145,7 +148,7 @@ class SqsConsumer:
             else:
                 await self._nack(msg, "failed", self._backoff(msg))
         finally:
-            self._in_flight.pop(msg.id, None)
+            self._in_flight.pop(msg.receipt, None)
             self._free += 1
             self._slot_freed.set()
             m.MESSAGES_IN_FLIGHT.labels(self.source).set(len(self._in_flight))
