@@ -42,6 +42,8 @@ class StreamStats:
     documents: int = 0
     failures: int = 0
     skipped: int = 0
+    oversize_lines: int = 0
+    """Lines over `pipeline.max_line_bytes`: only their head is in their dead letter, so the object is kept too."""
     log_type: str = ""
     """The type the stream was parsed as (decided by content when the caller did not know)."""
 
@@ -224,6 +226,7 @@ class _Emitter:
 
     async def oversize(self, items: list[tuple[int, int, str]], log_type: str) -> None:
         limit = self.pipeline.cfg.max_line_bytes
+        self.stats.oversize_lines += len(items)
         for offset, length, head in items:
             await self.failure(offset, head, log_type,
                                f"line of {length} bytes exceeds pipeline.max_line_bytes ({limit}); its head is kept")

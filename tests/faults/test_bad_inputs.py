@@ -13,8 +13,8 @@ Injected (one S3 object each, all notified to one queue, processed by one `sluic
 - nul.log.gz: a NUL inside a field (indexed as it is: NUL is valid UTF-8 and JSON escapes it) and a line of NUL
   padding (`parse_error`).
 - long.log.gz: a 1.5 MB line over `pipeline.max_line_bytes` (64 KiB here). The other lines are indexed; the line
-  is a `parse_error` record with its offset, its length and its first 64 KiB (the rest of the line is only in
-  the source object).
+  is a `parse_error` record with its offset, its length and its first 64 KiB, and the whole object is copied
+  (`oversize_line`), so the rest of the line is kept too.
 - conflict.log.gz: a document whose field clashes with the index mapping. The others are indexed; it is a
   `rejected` record with OpenSearch's reason and the document.
 - huge.log.gz, once the rest is done: ~48 MB of lines. Every line indexed, and the worker's peak memory grows
@@ -183,7 +183,9 @@ def _nul() -> Case:
 def _long() -> Case:
     lines = _vpc(60, 47)
     lines.insert(30, b"x" * 1_500_000)
-    return _lines_case(VPC + "long.log.gz", lines, first_doc=1, bad=(30,))
+    case = _lines_case(VPC + "long.log.gz", lines, first_doc=1, bad=(30,))
+    case.copied = "oversize_line"  # the record keeps the head only: the whole object is kept as well
+    return case
 
 
 def _conflict() -> Case:

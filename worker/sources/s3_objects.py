@@ -127,6 +127,12 @@ class ObjectIngester:
             reason = f"reading {origin.uri}: {exc}"
             ack.fail(reason)
             return ObjectResult(error=reason)
+        if stats.oversize_lines:
+            # The dead letters of those lines hold only their heads: keep the whole object, so no byte is lost
+            # and `sluice replay` can re-ingest it once max_line_bytes admits the lines (same ids: 409s).
+            await self.dead_letters.copy_object(
+                ref.bucket, ref.key, ref.version_tag, "oversize_line",
+                f"{stats.oversize_lines} line(s) over pipeline.max_line_bytes", self.source, ack)
         m.S3_OBJECTS_READ.labels(self.source, stats.log_type).inc()
         m.S3_BYTES_READ.labels(self.source).inc(stats.bytes_in)
         m.DECOMPRESSED_BYTES.labels(self.source).inc(stats.bytes_out)
