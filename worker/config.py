@@ -84,7 +84,8 @@ class BulkConfig(_Model):
     flush_interval: float = Field(1.0, gt=0)
     """Seconds a partly filled bulk request may wait for more documents."""
     max_in_flight: int = Field(4, ge=1)
-    """Concurrent bulk requests; also bounds the memory of the sink (max_in_flight + 1 bodies)."""
+    """Concurrent bulk requests at most (the upper limit of adaptive concurrency); also bounds the memory of
+    the sink (max_in_flight + 1 bodies)."""
     compress: bool = True
     """gzip request bodies."""
     timeout: float = Field(120.0, gt=0)
@@ -93,7 +94,13 @@ class BulkConfig(_Model):
     """Adapt concurrent bulk requests between `min_in_flight` and `max_in_flight`: one more while latency is
     steady, half as many on 429/503/timeouts, so an overloaded cluster is not hammered."""
     min_in_flight: int = Field(1, ge=1)
-    """The fewest concurrent bulk requests adaptive concurrency goes down to."""
+    """The fewest concurrent bulk requests adaptive concurrency goes down to (and starts from)."""
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> BulkConfig:
+        if self.min_in_flight > self.max_in_flight:
+            raise ValueError(f"min_in_flight ({self.min_in_flight}) is above max_in_flight ({self.max_in_flight})")
+        return self
 
 
 class RetryConfig(_Model):
@@ -146,6 +153,9 @@ class DeadLetterConfig(_Model):
     """A pointer message per dead-letter object goes here, for `sluice replay`."""
     max_object_bytes: int = Field(8 << 20, ge=1024)
     """A dead-letter object is cut once this many (uncompressed) bytes are buffered."""
+    retry_seconds: float = Field(60.0, gt=0)
+    """How long writing a dead letter (backup object + pointer) is retried before its records count as not
+    delivered, so their message is redelivered instead of acknowledged with the data nowhere."""
 
 
 class SqsS3Source(_Model):

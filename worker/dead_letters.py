@@ -34,11 +34,11 @@ class DeadLetters:
     """Buffers dead letters from every unit into shared NDJSON.gz objects, flushed by size or every second."""
 
     def __init__(self, cfg: DeadLetterConfig, aws: AwsClients, flush_interval: float = 1.0,
-                 retry_seconds: float = 60.0) -> None:
+                 retry_seconds: float | None = None) -> None:
         self.cfg = cfg
         self.aws = aws
         self.flush_interval = flush_interval
-        self.retry_seconds = retry_seconds
+        self.retry_seconds = cfg.retry_seconds if retry_seconds is None else retry_seconds
         self._lines: list[bytes] = []
         self._acks: list[AckSet] = []
         self._reasons: Counter[str] = Counter()

@@ -6,6 +6,10 @@ Why this shape:
   any other 4xx is the document's own fault and goes to the dead letters with OpenSearch's reason.
 - Backpressure: ready bulk bodies wait in a queue of `max_in_flight` slots; when it is full, `submit()` awaits,
   which holds back the readers, which hold back SQS receives. Memory is bounded by configuration.
+- Adaptive concurrency: `max_in_flight` senders take bodies off the queue, but each request must pass a gate
+  whose capacity follows AIMD (`worker/sinks/concurrency.py`): it grows by one while latency is steady and
+  halves on 429/503/timeouts, so an overloaded cluster is not hammered. Memory does not depend on the limit:
+  a sender waiting at the gate holds one body, as it would while sending it.
 """
 
 from __future__ import annotations
@@ -26,12 +30,15 @@ from worker import telemetry as m
 from worker.config import OpenSearchConfig
 from worker.dead_letters import DeadLetters
 from worker.model import DeadLetter, Document, Outcome
+from worker.sinks.concurrency import AdaptiveConcurrency, AimdController
 from worker.sinks.templates import index_templates
 
 log = m.get_logger("sluice.opensearch")
 
 _FILTER_PATH = "errors,items.*.status,items.*.error.type,items.*.error.reason"
 _SERIALIZED: dict[str, Any] = {}
+_THROTTLING_STATUSES = frozenset({429, 503, 504})
+"""Whole-request answers that mean "too much, slow down" (504: a gateway in front timed out waiting)."""
 
 
 class RetryableBulkError(Exception):
@@ -121,6 +128,8 @@ class OpenSearchSink:
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
         self._buffered = 0
+        self.concurrency = AdaptiveConcurrency(_controller(cfg), self._limit_changed)
+        m.BULK_CONCURRENCY_LIMIT.set(self.concurrency.limit)
 
     async def __aenter__(self) -> OpenSearchSink:
         self._senders = [
@@ -269,65 +278,93 @@ class OpenSearchSink:
         if self.cfg.bulk.compress:
             payload = igzip.compress(body, compresslevel=1)
             headers["content-encoding"] = "gzip"
-        start = time.perf_counter()
-        m.BULK_IN_FLIGHT.inc()
-        try:
-            resp = await self.client.transport.perform_request(
-                "POST", "/_bulk", params={"filter_path": _FILTER_PATH}, body=payload, headers=headers,
-                timeout=self.cfg.bulk.timeout,
-            )
-        except (OSConnectionError, ConnectionTimeout) as exc:
-            m.BULK_REQUESTS.labels("connection_error").inc()
-            log.warning("bulk_request_failed", error=type(exc).__name__, detail=str(exc)[:300], items=len(pending))
-            raise RetryableBulkError(str(exc)) from exc
-        except TransportError as exc:
-            status = exc.status_code if isinstance(exc.status_code, int) else 0
-            if status == 429 or status >= 500 or status == 0:
+        refused_status, refused_info = 0, ""
+        async with self.concurrency.slot() as slot:
+            start = time.perf_counter()
+            m.BULK_IN_FLIGHT.inc()
+            try:
+                resp = await self.client.transport.perform_request(
+                    "POST", "/_bulk", params={"filter_path": _FILTER_PATH}, body=payload, headers=headers,
+                    timeout=self.cfg.bulk.timeout,
+                )
+            except ConnectionTimeout as exc:
+                m.BULK_REQUESTS.labels("timeout").inc()
+                m.BULK_THROTTLED.labels("timeout").inc()
+                slot.throttled("timeout")
+                log.warning("bulk_request_failed", error="timeout", timeout=self.cfg.bulk.timeout, items=len(pending))
+                raise RetryableBulkError(str(exc)) from exc
+            except OSConnectionError as exc:
+                # Refused or reset: the cluster is not there, which says nothing about how busy it is.
+                m.BULK_REQUESTS.labels("connection_error").inc()
+                log.warning("bulk_request_failed", error=type(exc).__name__, detail=str(exc)[:300], items=len(pending))
+                raise RetryableBulkError(str(exc)) from exc
+            except TransportError as exc:
+                status = exc.status_code if isinstance(exc.status_code, int) else 0
                 m.BULK_REQUESTS.labels(f"http_{status}").inc()
-                log.warning("bulk_request_failed", status=status, items=len(pending))
-                raise RetryableBulkError(f"HTTP {status}") from exc
-            # The whole request was refused (e.g. 400 for a malformed body or 413 too large): split in two
-            # so one bad document cannot sink its neighbours; a single item refused is dead-lettered.
-            m.BULK_REQUESTS.labels(f"http_{status}").inc()
-            if len(pending) == 1:
-                self._reject(batch, pending[0], f"HTTP {status}", str(exc.info)[:1000])
-                return []
-            half = len(pending) // 2
-            return await self._attempt(batch, pending[:half]) + await self._attempt(batch, pending[half:])
-        finally:
-            m.BULK_IN_FLIGHT.dec()
-            m.BULK_LATENCY.observe(time.perf_counter() - start)
-        m.BULK_REQUESTS.labels("ok").inc()
-        m.BULK_BYTES.inc(len(body))
-        return self._outcomes(batch, pending, resp)
+                if status in _THROTTLING_STATUSES:
+                    m.BULK_THROTTLED.labels(f"request_{status}").inc()
+                    slot.throttled(f"request_{status}")
+                if status == 429 or status >= 500 or status == 0:
+                    log.warning("bulk_request_failed", status=status, items=len(pending))
+                    raise RetryableBulkError(f"HTTP {status}") from exc
+                refused_status, refused_info = status, str(exc.info)[:1000]
+            finally:
+                m.BULK_IN_FLIGHT.dec()
+                latency = time.perf_counter() - start
+                m.BULK_LATENCY.observe(latency)
+            if not refused_status:
+                m.BULK_REQUESTS.labels("ok").inc()
+                m.BULK_BYTES.inc(len(body))
+                retry, throttled_items = self._outcomes(batch, pending, resp)
+                if throttled_items:
+                    m.BULK_THROTTLED.labels("item_429").inc(throttled_items)
+                    slot.throttled("item_429")
+                else:
+                    slot.succeeded(latency)
+                return retry
+        # The whole request was refused (e.g. 400 for a malformed body or 413 too large): split in two so one
+        # bad document cannot sink its neighbours; a single item refused is dead-lettered. Outside the slot:
+        # each half takes its own place.
+        if len(pending) == 1:
+            self._reject(batch, pending[0], f"HTTP {refused_status}", refused_info)
+            return []
+        half = len(pending) // 2
+        return await self._attempt(batch, pending[:half]) + await self._attempt(batch, pending[half:])
 
-    def _outcomes(self, batch: _Batch, pending: list[int], resp: Any) -> list[int]:
+    def _limit_changed(self, limit: int, reason: str) -> None:
+        m.BULK_CONCURRENCY_LIMIT.set(limit)
+        if reason == "steady":
+            log.debug("bulk_concurrency_changed", limit=limit, reason=reason)
+        else:
+            log.info("bulk_concurrency_changed", limit=limit, reason=reason)
+
+    def _outcomes(self, batch: _Batch, pending: list[int], resp: Any) -> tuple[list[int], int]:
+        """Settle each item by its status; returns (items to retry, how many of them were 429)."""
         items = resp.get("items") if isinstance(resp, dict) else None
         if not isinstance(items, list) or len(items) != len(pending):
             log.error("bulk_response_malformed", expected=len(pending),
                       got=len(items) if isinstance(items, list) else None)
             raise RetryableBulkError("bulk response did not list every item")
         retry: list[int] = []
-        created = exists = 0
+        throttled = 0
         for i, item in zip(pending, items, strict=True):
             result = next(iter(item.values())) if item else {}
             status = result.get("status", 0)
             doc = batch.docs[i]
             if 200 <= status < 300:
                 doc.ack.settle(Outcome.DELIVERED)
-                created += 1
                 m.DOCUMENTS_INDEXED.labels(doc.log_type, "created").inc()
             elif status == 409:
                 doc.ack.settle(Outcome.DELIVERED)
-                exists += 1
                 m.DOCUMENTS_INDEXED.labels(doc.log_type, "exists").inc()
             elif status == 429 or status >= 500:
                 retry.append(i)
+                throttled += status == 429
             else:
                 err = result.get("error") or {}
                 reason = f"{err.get('type', 'error')}: {err.get('reason', '')}" if isinstance(err, dict) else str(err)
                 self._reject(batch, i, f"HTTP {status}", reason)
-        return retry
+        return retry, throttled
 
     def _reject(self, batch: _Batch, i: int, status: str, reason: str) -> None:
         doc = batch.docs[i]
@@ -340,3 +377,13 @@ class OpenSearchSink:
             doc.ack,
         )
 
+
+def _controller(cfg: OpenSearchConfig) -> AimdController:
+    """AIMD between `min_in_flight` and `max_in_flight`, or a fixed `max_in_flight` when not adaptive."""
+    bulk = cfg.bulk
+    if not bulk.adaptive:
+        return AimdController(bulk.max_in_flight, bulk.max_in_flight)
+    low = min(bulk.min_in_flight, bulk.max_in_flight)
+    if low != bulk.min_in_flight:
+        log.warning("bulk_min_in_flight_clamped", min_in_flight=bulk.min_in_flight, max_in_flight=bulk.max_in_flight)
+    return AimdController(low, bulk.max_in_flight)
