@@ -16,7 +16,15 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from worker.parsers._fields import iso_to_utc_ms, tls_version
+from worker.parsers._aws import aws_cloud
+from worker.parsers._fields import (
+    iso_to_utc_ms,
+    optional_float_reader,
+    optional_int_reader,
+    split_host_port,
+    time_reader,
+    tls_version,
+)
 from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError, Reroute
 
 _QUOTED_OR_BARE = re.compile(r'"((?:[^"\\]|\\.)*)"|(\S+)')
@@ -142,6 +150,72 @@ def line_kind(tokens: list[str]) -> str:
     return ""
 
 
+def put_request_line(
+    value: str,
+    doc: dict[str, Any],
+    http: dict[str, Any],
+    request: dict[str, Any],
+    response: dict[str, Any],
+    strip: bool = False,
+) -> None:
+    """The request column of an ALB or Classic ELB line (`GET https://host:443/path HTTP/1.1`) -> the method
+    in `request`, `http.version`, `url.*`; then `request` and `response` go into `http` and `http` into `doc`
+    unless empty. `strip`: cut trailing spaces before the version (Classic ELB TCP listeners log `- - - `).
+    """
+    method, _, rest = value.partition(" ")
+    url, sep, version = (rest.rstrip(" ") if strip else rest).rpartition(" ")
+    if not sep:
+        url, version = rest, ""
+    if method and method != "-":
+        request["method"] = method
+    if version.startswith("HTTP/"):
+        http["version"] = version[5:]
+    if url and url != "-":
+        doc["url"] = split_url(url)
+    if request:
+        http["request"] = request
+    if response:
+        http["response"] = response
+    if http:
+        doc["http"] = http
+
+
+def put_tls(doc: dict[str, Any], elb: dict[str, Any], cipher: str, protocol: str) -> None:
+    """The `ssl_cipher` and `ssl_protocol` columns of an ALB or Classic ELB line (`-`: none) -> `aws.elb.*`
+    as logged and ECS `tls.*`."""
+    if cipher != "-":
+        elb["ssl_cipher"] = cipher
+        doc["tls"] = {"cipher": cipher}
+    if protocol != "-":
+        elb["ssl_protocol"] = protocol
+        parsed = tls_version(protocol)
+        if parsed is not None:
+            tls = doc.setdefault("tls", {})
+            tls["version_protocol"], tls["version"] = parsed
+
+
+HTTP_FIELDS: dict[str, FieldType] = {
+    "http.request.method": "keyword",
+    "http.request.body.bytes": "long",
+    "http.response.body.bytes": "long",
+    "http.response.status_code": "long",
+    "http.version": "keyword",
+    "url.original": "keyword",
+    "url.domain": "keyword",
+    "url.port": "long",
+    "url.path": "keyword",
+    "url.query": "keyword",
+    "url.scheme": "keyword",
+    "url.extension": "keyword",
+    "user_agent.original": "keyword",
+    "tls.cipher": "keyword",
+    "tls.version": "keyword",
+    "tls.version_protocol": "keyword",
+}
+"""The ECS fields the HTTP columns of ALB and Classic ELB lines become (status, body sizes, `put_request_line`,
+the user agent, `put_tls`): declared once for both parsers."""
+
+
 def _refuse(tokens: list[str]) -> ParseError:
     """Why a line that is no load balancer log line at all is refused."""
     if len(tokens) < _MIN_FIELDS:
@@ -149,29 +223,9 @@ def _refuse(tokens: list[str]) -> ParseError:
     return ParseError(f"not an ALB access log line: third field {tokens[2][:40]!r} is not an app/... name")
 
 
-def _float(value: str, name: str) -> float | None:
-    if value == "-" or value == "-1":
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise ParseError(f"ALB field {name}: not a number: {value!r}") from None
-
-
-def _int(value: str, name: str) -> int | None:
-    if value == "-":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ParseError(f"ALB field {name}: not an integer: {value!r}") from None
-
-
-def _time(value: str, name: str) -> str:
-    try:
-        return iso_to_utc_ms(value)
-    except ValueError as exc:
-        raise ParseError(f"ALB field {name}: {exc}") from None
+_float = optional_float_reader("ALB field", minus_one=True)
+_int = optional_int_reader("ALB field")
+_time = time_reader("ALB field")
 
 
 class AlbParser(LogParser):
@@ -187,22 +241,7 @@ class AlbParser(LogParser):
         "source.address": "keyword",
         "source.port": "long",
         "destination.domain": "keyword",
-        "http.request.method": "keyword",
-        "http.request.body.bytes": "long",
-        "http.response.body.bytes": "long",
-        "http.response.status_code": "long",
-        "http.version": "keyword",
-        "url.original": "keyword",
-        "url.domain": "keyword",
-        "url.port": "long",
-        "url.path": "keyword",
-        "url.query": "keyword",
-        "url.scheme": "keyword",
-        "url.extension": "keyword",
-        "user_agent.original": "keyword",
-        "tls.cipher": "keyword",
-        "tls.version": "keyword",
-        "tls.version_protocol": "keyword",
+        **HTTP_FIELDS,
         "trace.id": "keyword",
         "cloud.account.id": "keyword",
         "cloud.region": "keyword",
@@ -300,18 +339,15 @@ class AlbParser(LogParser):
         event: dict[str, Any] = {"kind": "event", "category": ["web"], "end": timestamp}
         doc: dict[str, Any] = {"@timestamp": timestamp, "event": event, "aws": {"elb": elb}}
 
-        host, _, port = t[_CLIENT].rpartition(":")
-        if host:
-            if host[:1] == "[":
-                host = host[1:-1]
+        if (value := t[_CLIENT]).rfind(":") > 0:  # something before the port
+            host, port = split_host_port(value)
             source: dict[str, Any] = {"address": host, "ip": host}
             if port.isdigit():
                 source["port"] = int(port)
             doc["source"] = source
         if (value := t[_TARGET]) != "-":
-            host, _, port = value.rpartition(":")
-            backend: dict[str, Any] = {"ip": host[1:-1] if host[:1] == "[" else host, "port": port}
-            elb["backend"] = backend
+            host, port = split_host_port(value)
+            elb["backend"] = {"ip": host, "port": port}
         if (sec := _float(t[_REQ_PT], "request_processing_time")) is not None:
             elb["request_processing_time"] = {"sec": sec}
         if (sec := _float(t[_TARGET_PT], "target_processing_time")) is not None:
@@ -332,35 +368,10 @@ class AlbParser(LogParser):
         if (size := _int(t[_SENT], "sent_bytes")) is not None:
             response["body"] = {"bytes": size}
 
-        method, _, rest = t[_REQUEST].partition(" ")
-        url, sep, version = rest.rpartition(" ")
-        if not sep:
-            url, version = rest, ""
-        if method and method != "-":
-            request["method"] = method
-        if version.startswith("HTTP/"):
-            http["version"] = version[5:]
-        if url and url != "-":
-            doc["url"] = split_url(url)
-        if request:
-            http["request"] = request
-        if response:
-            http["response"] = response
-        if http:
-            doc["http"] = http
+        put_request_line(t[_REQUEST], doc, http, request, response)
         if (value := t[_USER_AGENT]) != "-" and value:
             doc["user_agent"] = {"original": value}
-
-        if (value := t[_CIPHER]) != "-":
-            elb["ssl_cipher"] = value
-            tls: dict[str, Any] = {"cipher": value}
-            doc["tls"] = tls
-        if (value := t[_PROTOCOL]) != "-":
-            elb["ssl_protocol"] = value
-            parsed = tls_version(value)
-            if parsed is not None:
-                tls = doc.setdefault("tls", {})
-                tls["version_protocol"], tls["version"] = parsed
+        put_tls(doc, elb, t[_CIPHER], t[_PROTOCOL])
         account, region = self._account, self._region
         if (value := t[_TARGET_GROUP]) != "-":
             elb["target_group"] = {"arn": value}
@@ -369,12 +380,7 @@ class AlbParser(LogParser):
                 if len(arn) == 6:
                     region = region or arn[3]
                     account = account or arn[4]
-        cloud: dict[str, Any] = {"provider": "aws"}
-        if account:
-            cloud["account"] = {"id": account}
-        if region:
-            cloud["region"] = region
-        doc["cloud"] = cloud
+        doc["cloud"] = aws_cloud(account, region)
         if (value := t[_TRACE_ID]) != "-" and value:
             elb["trace_id"] = value
             doc["trace"] = {"id": value}
@@ -454,12 +460,7 @@ class AlbParser(LogParser):
             elb["connection_trace_id"] = value
         if n > _C_KNOWN_COLUMNS:
             elb["extra_fields"] = t[_C_KNOWN_COLUMNS:]
-        cloud: dict[str, Any] = {"provider": "aws"}
-        if self._account:
-            cloud["account"] = {"id": self._account}
-        if self._region:
-            cloud["region"] = self._region
-        doc["cloud"] = cloud
+        doc["cloud"] = aws_cloud(self._account, self._region)
         if self.ctx.keep_original:
             event["original"] = line
         return doc

@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 import orjson
 
 from worker.parsers._fields import iso_to_utc_ms, snake_case
+from worker.parsers._json_records import json_original
 from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError
 from worker.parsers.generic import epoch_number_to_iso
 
@@ -300,7 +301,7 @@ class AwsConfigParser(LogParser):
         if unmapped:
             cfg["unmapped"] = unmapped
         if self.ctx.keep_original:
-            event["original"] = orjson.dumps(record).decode()
+            event["original"] = json_original(record)
         return doc
 
     @staticmethod

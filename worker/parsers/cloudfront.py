@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 from urllib.parse import unquote
 
-from worker.parsers._fields import is_ip, iso_to_utc_ms, snake_case, tls_version
+from worker.parsers._aws import cloud_builder
+from worker.parsers._fields import float_reader, int_reader, is_ip, iso_to_utc_ms, snake_case, tls_version
 from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError, Reroute
 
 STANDARD_COLUMNS: tuple[str, ...] = (
@@ -91,18 +93,8 @@ _TIME_CACHE: dict[str, str] = {}
 _TIME_CACHE_MAX = 8192
 
 
-def _int(value: str, name: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ParseError(f"CloudFront field {name}: not an integer: {value[:60]!r}") from None
-
-
-def _float(value: str, name: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise ParseError(f"CloudFront field {name}: not a number: {value[:60]!r}") from None
+_int = int_reader("CloudFront field", clip=60)
+_float = float_reader("CloudFront field", clip=60)
 
 
 _DECODED: dict[str, str] = {}
@@ -286,9 +278,12 @@ def _rare(get: Any, doc: dict[str, Any], cf: dict[str, Any]) -> None:
         cf["headers_count"] = _int(value, "cs-headers-count")
 
 
-def build_document(row: dict[str, str], layout: Layout, values: list[str], ctx: ParseContext) -> dict[str, Any]:
-    """One CloudFront record (column key -> raw value) -> ECS document. Raises ParseError."""
-    get = row.get
+def build_document(
+    layout: Layout, values: list[str], line: str, cloud: Callable[[], dict[str, Any]], keep_original: bool
+) -> dict[str, Any]:
+    """One CloudFront record (`line`, split into `values`, read by `layout`) -> ECS document, with `cloud()`
+    and, when `keep_original`, the line as `event.original`. Raises ParseError."""
+    get = dict(zip(layout.keys, values, strict=False)).get
 
     clock = layout.clock
     if clock == "date":
@@ -452,12 +447,9 @@ def build_document(row: dict[str, str], layout: Layout, values: list[str], ctx: 
         if any(item not in _ABSENT for item in extra):
             cf["extra_fields"] = extra
 
-    cloud: dict[str, Any] = {"provider": "aws"}
-    if ctx.account_id:
-        cloud["account"] = {"id": ctx.account_id}
-    if ctx.region:
-        cloud["region"] = ctx.region
-    doc["cloud"] = cloud
+    doc["cloud"] = cloud()
+    if keep_original:
+        event["original"] = line
     return doc
 
 
@@ -559,6 +551,7 @@ class CloudFrontParser(LogParser):
         super().__init__(ctx)
         self._layout = _DEFAULT_LAYOUT
         self._has_header = False
+        self._cloud = cloud_builder(ctx.account_id, ctx.region)
 
     @classmethod
     def sniff(cls, head: str) -> bool:
@@ -600,14 +593,9 @@ class CloudFrontParser(LogParser):
                 if not line.strip():
                     return None
                 raise ParseError("not a CloudFront log line: no tab-separated columns")
-        layout = self._layout
         if not self._has_header and _EPOCH.match(values[0]) is not None:
             raise Reroute("cloudfront_realtime")
-        row = dict(zip(layout.keys, values, strict=False))
-        doc = build_document(row, layout, values, self.ctx)
-        if self.ctx.keep_original:
-            doc["event"]["original"] = line
-        return doc
+        return build_document(self._layout, values, line, self._cloud, self.ctx.keep_original)
 
 
 PARSER = CloudFrontParser

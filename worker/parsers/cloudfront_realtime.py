@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from worker.parsers._aws import cloud_builder
 from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError, Reroute
 from worker.parsers.cloudfront import FIELDS, STANDARD_ALIASES, Layout, build_document
 
@@ -133,6 +134,7 @@ class CloudFrontRealtimeParser(LogParser):
     def __init__(self, ctx: ParseContext) -> None:
         super().__init__(ctx)
         self._layout, self._error = _layout(ctx.options.get("fields"), ctx.options.get("field_order"))
+        self._cloud = cloud_builder(ctx.account_id, ctx.region)
 
     def parse(self, record: Any) -> dict[str, Any] | None:
         line: str = record
@@ -150,11 +152,7 @@ class CloudFrontRealtimeParser(LogParser):
                 f"CloudFront real-time record has {len(values)} fields, the field list has {layout.width}: set the "
                 "source's `fields` option to the real-time log configuration's fields"
             )
-        row = dict(zip(layout.keys, values, strict=False))
-        doc = build_document(row, layout, values, self.ctx)
-        if self.ctx.keep_original:
-            doc["event"]["original"] = line
-        return doc
+        return build_document(layout, values, line, self._cloud, self.ctx.keep_original)
 
 
 PARSER = CloudFrontRealtimeParser

@@ -21,10 +21,9 @@ from __future__ import annotations
 from contextlib import suppress
 from typing import Any, ClassVar
 
-import orjson
-
 from worker.parsers._fields import is_ip, iso_to_utc_ms, snake_case, tls_version
-from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError
+from worker.parsers._json_records import json_original
+from worker.parsers.base import FieldType, LogParser, ParseError
 
 _DIGEST_KEYS = ("digestStartTime", "digestEndTime", "digestS3Bucket", "digestS3Object")
 
@@ -174,9 +173,6 @@ class CloudTrailParser(LogParser):
         "aws.cloudtrail.unmapped": "flattened",
     }
 
-    def __init__(self, ctx: ParseContext) -> None:
-        super().__init__(ctx)
-
     example = (
         '{"eventVersion":"1.0","userIdentity":{"type":"IAMUser","principalId":"EX_PRINCIPAL_ID","arn":"arn:aw'
         's:iam::123456789012:user/Alice","accessKeyId":"EXAMPLE_KEY_ID","accountId":"123456789012","userName"'
@@ -292,7 +288,7 @@ class CloudTrailParser(LogParser):
             event["type"] = list(categorised[1])
 
         if self.ctx.keep_original:
-            event["original"] = orjson.dumps(record).decode()
+            event["original"] = json_original(record)
         return doc
 
     @staticmethod

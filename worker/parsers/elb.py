@@ -16,8 +16,15 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from worker.parsers._fields import is_ip, iso_to_utc_ms, tls_version
-from worker.parsers.alb import line_kind, split_url, tokenize
+from worker.parsers._aws import cloud_builder
+from worker.parsers._fields import (
+    IP_SEEN,
+    is_ip,
+    iso_to_utc_ms_cached,
+    optional_float_reader,
+    optional_int_reader,
+)
+from worker.parsers.alb import HTTP_FIELDS, line_kind, put_request_line, put_tls, tokenize
 from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError, Reroute
 
 # Column positions (AWS documentation, Classic Load Balancers, "Access log entries").
@@ -35,41 +42,8 @@ _SNIFF = re.compile(
 )
 
 
-_SECONDS: set[str] = set()
-"""`YYYY-MM-DDTHH:MM:SS` prefixes already validated: a busy load balancer writes many lines per second."""
-
-
-def _time(value: str) -> str:
-    """`2015-05-13T23:39:43.945958Z` -> `2015-05-13T23:39:43.945Z`, validating each distinct second once."""
-    if len(value) == 27 and value[:19] in _SECONDS and value[19] == "." and value[26] == "Z" and value[20:26].isdigit():
-        return value[:23] + "Z"
-    try:
-        out = iso_to_utc_ms(value)
-    except ValueError as exc:
-        raise ParseError(f"Classic ELB field time: {exc}") from None
-    if len(value) == 27 and out[:19] == value[:19]:
-        if len(_SECONDS) >= 4096:
-            _SECONDS.clear()
-        _SECONDS.add(value[:19])
-    return out
-
-
-def _float(value: str, name: str) -> float | None:
-    if value == "-" or value == "-1":
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise ParseError(f"Classic ELB field {name}: not a number: {value!r}") from None
-
-
-def _int(value: str, name: str) -> int | None:
-    if value == "-":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ParseError(f"Classic ELB field {name}: not an integer: {value!r}") from None
+_float = optional_float_reader("Classic ELB field", minus_one=True)
+_int = optional_int_reader("Classic ELB field")
 
 
 class ElbParser(LogParser):
@@ -85,22 +59,7 @@ class ElbParser(LogParser):
         "source.port": "long",
         "source.bytes": "long",
         "destination.bytes": "long",
-        "http.request.method": "keyword",
-        "http.request.body.bytes": "long",
-        "http.response.body.bytes": "long",
-        "http.response.status_code": "long",
-        "http.version": "keyword",
-        "url.original": "keyword",
-        "url.domain": "keyword",
-        "url.port": "long",
-        "url.path": "keyword",
-        "url.query": "keyword",
-        "url.scheme": "keyword",
-        "url.extension": "keyword",
-        "user_agent.original": "keyword",
-        "tls.cipher": "keyword",
-        "tls.version": "keyword",
-        "tls.version_protocol": "keyword",
+        **HTTP_FIELDS,
         "cloud.account.id": "keyword",
         "cloud.region": "keyword",
         "aws.elb.name": "keyword",
@@ -127,8 +86,7 @@ class ElbParser(LogParser):
 
     def __init__(self, ctx: ParseContext) -> None:
         super().__init__(ctx)
-        self._account = ctx.account_id
-        self._region = ctx.region
+        self._cloud = cloud_builder(ctx.account_id, ctx.region)
 
     @classmethod
     def sniff(cls, head: str) -> bool:
@@ -160,16 +118,19 @@ class ElbParser(LogParser):
             raise ParseError(f"not a Classic ELB access log line: expected `<time> <name> <ip>:<port> ...`, "
                              f"got {line[:60]!r}")
 
-        timestamp = _time(t[_TIME])
+        try:
+            timestamp = iso_to_utc_ms_cached(t[_TIME])
+        except ValueError as exc:
+            raise ParseError(f"Classic ELB field time: {exc}") from None
         elb: dict[str, Any] = {"name": t[_ELB]}
         event: dict[str, Any] = {"kind": "event", "end": timestamp}
         doc: dict[str, Any] = {"@timestamp": timestamp, "event": event, "aws": {"elb": elb}}
 
-        host, _, port = t[_CLIENT].rpartition(":")
+        host, _, port = t[_CLIENT].rpartition(":")  # as `split_host_port`, inlined: ELB lines are short
         if host[:1] == "[":
             host = host[1:-1]
         source: dict[str, Any] = {"address": host}
-        if is_ip(host):
+        if IP_SEEN.get(host) or is_ip(host):
             source["ip"] = host
         if port.isdigit():
             source["port"] = int(port)
@@ -179,7 +140,7 @@ class ElbParser(LogParser):
             if host[:1] == "[":
                 host = host[1:-1]
             backend: dict[str, Any] = {"port": port}
-            if is_ip(host):
+            if IP_SEEN.get(host) or is_ip(host):
                 backend["ip"] = host
             elb["backend"] = backend
         if (sec := _float(t[_REQ_PT], "request_processing_time")) is not None:
@@ -202,75 +163,33 @@ class ElbParser(LogParser):
                 doc["destination"] = {"bytes": sent}
             if (code := _int(t[_BACKEND_STATUS], "backend_status_code")) is not None:
                 elb.setdefault("backend", {})["http"] = {"response": {"status_code": code}}
-        else:
+        else:  # HTTP(S) listener: statuses, body sizes, request line, user agent
             elb["protocol"] = "http"
             event["category"] = ["web"]
-            self._http(t, doc, elb, event, status, received, sent, request_line)
+            http: dict[str, Any] = {}
+            request: dict[str, Any] = {}
+            response: dict[str, Any] = {}
+            if status is not None:
+                response["status_code"] = status
+                event["outcome"] = "success" if status < 400 else "failure"
+            if (code := _int(t[_BACKEND_STATUS], "backend_status_code")) is not None:
+                elb.setdefault("backend", {})["http"] = {"response": {"status_code": code}}
+            if received is not None:
+                request["body"] = {"bytes": received}
+            if sent is not None:
+                response["body"] = {"bytes": sent}
+            put_request_line(request_line, doc, http, request, response, True)
+            if n > _USER_AGENT and (value := t[_USER_AGENT]) != "-" and value:
+                doc["user_agent"] = {"original": value}
 
-        if n > _CIPHER and (value := t[_CIPHER]) != "-":
-            elb["ssl_cipher"] = value
-            tls: dict[str, Any] = {"cipher": value}
-            doc["tls"] = tls
-        if n > _PROTOCOL and (value := t[_PROTOCOL]) != "-":
-            elb["ssl_protocol"] = value
-            parsed = tls_version(value)
-            if parsed is not None:
-                tls = doc.setdefault("tls", {})
-                tls["version_protocol"], tls["version"] = parsed
+        if n > _CIPHER:
+            put_tls(doc, elb, t[_CIPHER], t[_PROTOCOL] if n > _PROTOCOL else "-")
         if n > _KNOWN_COLUMNS:
             elb["extra_fields"] = t[_KNOWN_COLUMNS:]
-        cloud: dict[str, Any] = {"provider": "aws"}
-        if self._account:
-            cloud["account"] = {"id": self._account}
-        if self._region:
-            cloud["region"] = self._region
-        doc["cloud"] = cloud
+        doc["cloud"] = self._cloud()
         if self.ctx.keep_original:
             event["original"] = line
         return doc
-
-    @staticmethod
-    def _http(
-        t: list[str],
-        doc: dict[str, Any],
-        elb: dict[str, Any],
-        event: dict[str, Any],
-        status: int | None,
-        received: int | None,
-        sent: int | None,
-        request_line: str,
-    ) -> None:
-        """The HTTP(S) listener columns: statuses, body sizes, request line and user agent."""
-        http: dict[str, Any] = {}
-        request: dict[str, Any] = {}
-        response: dict[str, Any] = {}
-        if status is not None:
-            response["status_code"] = status
-            event["outcome"] = "success" if status < 400 else "failure"
-        if (code := _int(t[_BACKEND_STATUS], "backend_status_code")) is not None:
-            elb.setdefault("backend", {})["http"] = {"response": {"status_code": code}}
-        if received is not None:
-            request["body"] = {"bytes": received}
-        if sent is not None:
-            response["body"] = {"bytes": sent}
-        method, _, rest = request_line.partition(" ")
-        url, sep, version = rest.rstrip(" ").rpartition(" ")
-        if not sep:
-            url, version = rest, ""
-        if method and method != "-":
-            request["method"] = method
-        if version.startswith("HTTP/"):
-            http["version"] = version[5:]
-        if url and url != "-":
-            doc["url"] = split_url(url)
-        if request:
-            http["request"] = request
-        if response:
-            http["response"] = response
-        if http:
-            doc["http"] = http
-        if len(t) > _USER_AGENT and (value := t[_USER_AGENT]) != "-" and value:
-            doc["user_agent"] = {"original": value}
 
 
 PARSER = ElbParser

@@ -24,13 +24,13 @@ uses); `cloud.account.id` / `cloud.region` come from the stream context (S3 key 
 
 from __future__ import annotations
 
-import time
 from datetime import date
 from typing import Any, ClassVar
 
 import orjson
 
-from worker.parsers._fields import iso_to_utc_ms
+from worker.parsers._aws import cloud_builder, cloudwatch_origin
+from worker.parsers._fields import epoch_ms_to_iso, iso_to_utc_ms
 from worker.parsers.base import FieldType, LogParser, ParseContext
 
 _TIME_KEYS = ("@timestamp", "timestamp", "time", "ts")
@@ -46,12 +46,6 @@ _EPOCH_UNITS: tuple[tuple[float, float, int], ...] = (
 )
 
 
-def _epoch_ms_to_iso(ms: int) -> str:
-    seconds, millis = divmod(ms, 1000)
-    tm = time.gmtime(seconds)
-    return f"{tm[0]:04d}-{tm[1]:02d}-{tm[2]:02d}T{tm[3]:02d}:{tm[4]:02d}:{tm[5]:02d}.{millis:03d}Z"
-
-
 def epoch_number_to_iso(value: float) -> str | None:
     """An epoch time in s, ms, µs or ns (told apart by magnitude) -> `2021-11-08T14:22:12.637Z`; None when the
     number is not a plausible time (a duration, a counter, a negative or absurd value)."""
@@ -63,7 +57,7 @@ def epoch_number_to_iso(value: float) -> str | None:
                 ms = value * 1000 // per_second
             else:
                 ms = round(value * 1000 / per_second)
-            return _epoch_ms_to_iso(ms)
+            return epoch_ms_to_iso(ms)
     return None
 
 
@@ -118,12 +112,9 @@ class GenericParser(LogParser):
 
     def __init__(self, ctx: ParseContext) -> None:
         super().__init__(ctx)
-        self._account = ctx.account_id
-        self._region = ctx.region
-        self._log_group = ctx.log_group
-        self._log_stream = ctx.log_stream
+        self._cloud = cloud_builder(ctx.account_id, ctx.region)
+        self._cloudwatch = cloudwatch_origin(ctx)
         self._keep = ctx.keep_original
-        self._context = bool(ctx.log_group or ctx.log_stream)
 
     def parse(self, record: Any) -> dict[str, Any] | None:
         if isinstance(record, str):
@@ -148,19 +139,9 @@ class GenericParser(LogParser):
                 return None
             doc = {"message": line}
 
-        cloud: dict[str, Any] = {"provider": "aws"}
-        if self._account:
-            cloud["account"] = {"id": self._account}
-        if self._region:
-            cloud["region"] = self._region
-        doc["cloud"] = cloud
-        if self._context:
-            cw: dict[str, Any] = {}
-            if self._log_group:
-                cw["log_group"] = self._log_group
-            if self._log_stream:
-                cw["log_stream"] = self._log_stream
-            doc["aws"] = {"cloudwatch": cw}
+        doc["cloud"] = self._cloud()
+        if self._cloudwatch:
+            doc["aws"] = {"cloudwatch": self._cloudwatch.copy()}
         if self._keep:
             doc["event"] = {"original": line}
         return doc

@@ -41,7 +41,8 @@ import json
 import re
 from typing import Any, ClassVar
 
-from worker.parsers._fields import epoch_to_iso, iso_to_utc_ms, snake_case
+from worker.parsers._aws import cloud_builder
+from worker.parsers._fields import epoch_to_iso, iso_to_utc_ms, iso_to_utc_ms_cached, snake_case
 from worker.parsers.base import FieldType, LogParser, ParseContext
 
 _CONTINUATION = re.compile(r"[ \t}\]]|[{\[][ \t]*$|XRAY TraceId: ")
@@ -88,29 +89,6 @@ _LEVEL_KEYS = ("level", "levelname", "log.level", "severity", "logLevel", "Level
 _MESSAGE_KEYS = ("message", "msg", "Message")
 _REQUEST_KEYS = ("requestId", "AWSRequestId", "awsRequestId", "aws_request_id", "function_request_id")
 _TRACE_KEYS = ("xray_trace_id", "traceId", "xrayTraceId")
-
-
-_SECONDS: dict[str, bool] = {}
-
-
-def _iso(value: str) -> str:
-    """`iso_to_utc_ms` with a fast path for the runtimes' `YYYY-MM-DDTHH:MM:SS.fffZ`: each second is validated
-    once and cached. Raises ValueError when the value is not a timestamp."""
-    if len(value) == 24 and value[23] == "Z" and value[19] == "." and value[20:23].isdigit():
-        head = value[:19]
-        ok = _SECONDS.get(head)
-        if ok is None:
-            try:
-                iso_to_utc_ms(head + "Z")
-                ok = head[10] == "T"
-            except ValueError:
-                ok = False
-            if len(_SECONDS) >= 4096:
-                _SECONDS.clear()
-            _SECONDS[head] = ok
-        if ok:
-            return value
-    return iso_to_utc_ms(value)
 
 
 def _pairs(text: str) -> list[tuple[str, str]]:
@@ -235,7 +213,8 @@ class LambdaParser(LogParser):
             base["version"] = version
         self._faas: dict[str, Any] = base
         """What every document's `faas` gets from the group and stream (a record's own version wins)."""
-        self._account, self._region, self._keep = ctx.account_id, ctx.region, ctx.keep_original
+        self._cloud = cloud_builder(ctx.account_id, ctx.region, "lambda")
+        self._keep = ctx.keep_original
 
     @classmethod
     def sniff(cls, head: str) -> bool:
@@ -261,15 +240,7 @@ class LambdaParser(LogParser):
                 for key, value in self._faas.items():
                     if key not in faas:
                         faas[key] = value
-        if self._account or self._region:
-            cloud: dict[str, Any] = {"provider": "aws", "service": {"name": "lambda"}}
-            if self._account:
-                cloud["account"] = {"id": self._account}
-            if self._region:
-                cloud["region"] = self._region
-            doc["cloud"] = cloud
-        else:
-            doc["cloud"] = {"provider": "aws", "service": {"name": "lambda"}}
+        doc["cloud"] = self._cloud()
         if self._keep:
             event["original"] = raw
         return doc
@@ -324,7 +295,7 @@ class LambdaParser(LogParser):
         """`<ISO time>\\t<request id>\\t<LEVEL>\\t<message>`; Node.js 8: no level."""
         parts = text.split("\t", 3)
         try:
-            timestamp = _iso(parts[0])
+            timestamp = iso_to_utc_ms_cached(parts[0])
         except ValueError:
             return {"message": text}
         doc: dict[str, Any] = {"@timestamp": timestamp}
@@ -350,7 +321,7 @@ class LambdaParser(LogParser):
             parts = rest.lstrip(" ").split(None, 2)  # tabs rendered as spaces
         if len(parts) == 3 and _is_iso(parts[0]) and (_is_request_id(parts[1]) or rest[:1] == "\t"):
             try:
-                doc["@timestamp"] = _iso(parts[0])
+                doc["@timestamp"] = iso_to_utc_ms_cached(parts[0])
             except ValueError:
                 doc["message"] = rest.strip()
                 return doc
@@ -362,7 +333,7 @@ class LambdaParser(LogParser):
     def _prefixed(self, stamp: str, rest: str) -> dict[str, Any]:
         """`<ISO time> <request id> Task timed out ...`, or a CloudWatch Logs export line `<ISO time> <msg>`."""
         try:
-            timestamp = _iso(stamp)
+            timestamp = iso_to_utc_ms_cached(stamp)
         except ValueError:
             return {"message": stamp + " " + rest}
         if _is_request_id(rest[:36]) and rest[36:37] == " ":

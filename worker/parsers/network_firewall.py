@@ -24,10 +24,9 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-import orjson
-
 from worker.parsers._fields import ABSENT, community_id, epoch_to_iso, is_ip, iso_to_utc_ms, tls_version
-from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError, Reroute
+from worker.parsers._json_records import json_head, json_original, present, reroute_sibling
+from worker.parsers.base import FieldType, LogParser, ParseError
 
 _REGION_OF_ZONE = re.compile(r"^([a-z]{2}(?:-[a-z]+)+-\d+)(?:-[a-z]+-\d+)?[a-z]$")
 """`us-east-2a` -> `us-east-2`; Local Zones (`us-west-2-lax-1a`) -> `us-west-2`."""
@@ -51,10 +50,6 @@ _TLS_KEYS = frozenset(("sni", "version", "subject", "issuerdn", "serial", "finge
 _FLOW_LONGS = ("pkts", "bytes", "age", "min_ttl", "max_ttl")
 _ACTION_TYPES = {"blocked": "denied", "allowed": "allowed"}
 _DENYING_ACTIONS = frozenset(("DROP", "REJECT"))
-
-
-def _present(value: Any) -> bool:
-    return value is not None and value != "" and value != ABSENT and value != {} and value != []
 
 
 def _int(value: Any) -> int | None:
@@ -229,24 +224,15 @@ class NetworkFirewallParser(LogParser):
 
     @classmethod
     def sniff(cls, head: str) -> bool:
-        text = head.lstrip()
-        if not text.startswith(("{", "[")):
-            return False
-        first = text.split("\n", 1)[0] if text[0] == "{" else text[:8192]
+        first = json_head(head)
         return '"firewall_name"' in first and '"event"' in first and '"availability_zone"' in first
-
-    def __init__(self, ctx: ParseContext) -> None:
-        super().__init__(ctx)
 
     def parse(self, record: Any) -> dict[str, Any] | None:
         if not isinstance(record, dict):
             raise ParseError(f"Network Firewall record is a JSON {type(record).__name__}, not an object")
         ev = record.get("event")
         if not isinstance(ev, dict):
-            if "webaclId" in record and "httpRequest" in record:
-                raise Reroute("waf")
-            if "query_name" in record and "srcaddr" in record:
-                raise Reroute("route53_resolver")
+            reroute_sibling(record, self.log_type)
             if "firewall_name" not in record:
                 raise ParseError("not a Network Firewall record: no firewall_name and no event object")
             raise ParseError("Network Firewall record has no event object")
@@ -279,7 +265,7 @@ class NetworkFirewallParser(LogParser):
         }
         cloud: dict[str, Any] = {"provider": "aws"}
         observer: dict[str, Any] = {}
-        if _present(name := record.get("firewall_name")):
+        if present(name := record.get("firewall_name")):
             observer["name"] = name
         observer.update(type="firewall", vendor="AWS", product="Network Firewall")
         doc: dict[str, Any] = {"@timestamp": timestamp, "event": event, "cloud": cloud, "observer": observer,
@@ -331,7 +317,7 @@ class NetworkFirewallParser(LogParser):
         if number is not None:
             network["iana_number"] = str(number)
         app_proto = ev.get("app_proto")
-        if _present(app_proto) and app_proto != "failed":
+        if present(app_proto) and app_proto != "failed":
             network["protocol"] = app_proto
         else:  # the TLS engine only sees TLS; Suricata writes no app_proto when it could not tell
             network["protocol"] = "tls" if tls_engine else "unknown"
@@ -357,7 +343,7 @@ class NetworkFirewallParser(LogParser):
         if isinstance(tls, dict):
             self._tls(tls, doc, unmapped)
         sni = ev.get("sni")
-        if _present(sni):
+        if present(sni):
             doc.setdefault("tls", {})["client"] = {"server_name": sni}
             doc.setdefault("destination", {})["domain"] = sni
         dns = ev.get("dns")
@@ -369,7 +355,7 @@ class NetworkFirewallParser(LogParser):
         netflow = ev.get("netflow")
         if isinstance(netflow, dict):
             for key, value in netflow.items():
-                if not _present(value):
+                if not present(value):
                     continue
                 if key in ("start", "end"):
                     flow[key] = _date(value) or value
@@ -398,10 +384,10 @@ class NetworkFirewallParser(LogParser):
                 unmapped["tcp"] = extra
 
         verdict = ev.get("verdict")
-        if isinstance(verdict, dict) and _present(verdict_action := verdict.get("action")):
+        if isinstance(verdict, dict) and present(verdict_action := verdict.get("action")):
             firewall["verdict"] = {"action": verdict_action}
         for key in ("direction", "pkt_src"):
-            if _present(value := ev.get(key)):
+            if present(value := ev.get(key)):
                 firewall[key] = value
         if isinstance(inspected := ev.get("tls_inspected"), bool):
             firewall["tls_inspected"] = inspected
@@ -409,12 +395,12 @@ class NetworkFirewallParser(LogParser):
             if (code := _int(ev.get(key))) is not None:
                 firewall[key] = code
         tls_error = ev.get("tls_error")
-        if isinstance(tls_error, dict) and _present(message := tls_error.get("error_message")):
+        if isinstance(tls_error, dict) and present(message := tls_error.get("error_message")):
             doc["error"] = {"message": message.strip() if isinstance(message, str) else message}
             event["outcome"] = "failure"
         revocation = ev.get("revocation_check")
         if isinstance(revocation, dict):
-            check = {k: v for k, v in revocation.items() if _present(v)}
+            check = {k: v for k, v in revocation.items() if present(v)}
             if check:
                 firewall["revocation_check"] = check
                 if check.get("action") in _DENYING_ACTIONS:
@@ -422,11 +408,11 @@ class NetworkFirewallParser(LogParser):
 
         if not _EVENT_KEYS.issuperset(ev):
             for key, value in ev.items():
-                if key not in _EVENT_KEYS and _present(value):
+                if key not in _EVENT_KEYS and present(value):
                     unmapped[key] = value
         if not _RECORD_KEYS.issuperset(record):
             for key, value in record.items():
-                if key not in _RECORD_KEYS and _present(value):
+                if key not in _RECORD_KEYS and present(value):
                     unmapped[key] = value
         if unmapped:
             firewall["unmapped"] = unmapped
@@ -439,7 +425,7 @@ class NetworkFirewallParser(LogParser):
             del doc["related"]
 
         if self.ctx.keep_original:
-            event["original"] = orjson.dumps(record).decode()
+            event["original"] = json_original(record)
         return doc
 
     @staticmethod
@@ -451,11 +437,11 @@ class NetworkFirewallParser(LogParser):
             if (kind := _ACTION_TYPES.get(action)) is not None:
                 types.append(kind)
         rule: dict[str, Any] = {}
-        if _present(value := alert.get("category")):
+        if present(value := alert.get("category")):
             rule["category"] = value
         if (value := alert.get("signature_id")) is not None and value != "":
             rule["id"] = str(value)
-        if _present(value := alert.get("signature")):
+        if present(value := alert.get("signature")):
             rule["name"] = value
         elif "id" in rule:
             rule["name"] = rule["id"]
@@ -465,28 +451,28 @@ class NetworkFirewallParser(LogParser):
             doc["rule"] = rule
         if (severity := _int(alert.get("severity"))) is not None:
             event["severity"] = severity
-        extra = {k: v for k, v in alert.items() if k not in _ALERT_KEYS and _present(v)}
+        extra = {k: v for k, v in alert.items() if k not in _ALERT_KEYS and present(v)}
         if extra:
             unmapped["alert"] = extra
 
     @staticmethod
     def _http(http: dict[str, Any], doc: dict[str, Any], unmapped: dict[str, Any]) -> None:
-        if _present(host := http.get("hostname")):
+        if present(host := http.get("hostname")):
             doc.setdefault("destination", {})["domain"] = host
         url = http.get("url")
         if isinstance(url, str) and url:
             doc["url"] = _url_parts(url)
         request: dict[str, Any] = {}
         response: dict[str, Any] = {}
-        if _present(value := http.get("http_method")):
+        if present(value := http.get("http_method")):
             request["method"] = value
-        if _present(value := http.get("http_refer")):
+        if present(value := http.get("http_refer")):
             request["referrer"] = value
         if (status := _int(http.get("status"))) is not None:
             response["status_code"] = status
         if (length := _int(http.get("length"))) is not None:
             response["body"] = {"bytes": length}
-        if _present(value := http.get("http_content_type")):
+        if present(value := http.get("http_content_type")):
             response["mime_type"] = value
         out: dict[str, Any] = {}
         protocol = http.get("protocol")
@@ -498,9 +484,9 @@ class NetworkFirewallParser(LogParser):
             out["response"] = response
         if out:
             doc["http"] = out
-        if _present(agent := http.get("http_user_agent")):
+        if present(agent := http.get("http_user_agent")):
             doc["user_agent"] = {"original": agent}
-        extra = {k: v for k, v in http.items() if k not in _HTTP_KEYS and _present(v)}
+        extra = {k: v for k, v in http.items() if k not in _HTTP_KEYS and present(v)}
         if extra:
             unmapped["http"] = extra
 
@@ -509,7 +495,7 @@ class NetworkFirewallParser(LogParser):
         out: dict[str, Any] = doc.setdefault("tls", {})
         client: dict[str, Any] = {}
         server: dict[str, Any] = {}
-        if _present(sni := tls.get("sni")):
+        if present(sni := tls.get("sni")):
             client["server_name"] = sni
             doc.setdefault("destination", {})["domain"] = sni
         version = tls.get("version")
@@ -520,9 +506,9 @@ class NetworkFirewallParser(LogParser):
                 out["version"] = number
             elif (parsed := tls_version(version)) is not None:
                 out["version_protocol"], out["version"] = parsed
-        if _present(value := tls.get("subject")):
+        if present(value := tls.get("subject")):
             server["subject"] = value
-        if _present(value := tls.get("issuerdn")):
+        if present(value := tls.get("issuerdn")):
             server["issuer"] = value
         if isinstance(value := tls.get("fingerprint"), str) and value:
             server["hash"] = {"sha1": value.replace(":", "").upper()}
@@ -536,10 +522,10 @@ class NetworkFirewallParser(LogParser):
         if x509:
             server["x509"] = x509
         ja3 = tls.get("ja3")
-        if isinstance(ja3, dict) and _present(value := ja3.get("hash")):
+        if isinstance(ja3, dict) and present(value := ja3.get("hash")):
             client["ja3"] = value
         ja3s = tls.get("ja3s")
-        if isinstance(ja3s, dict) and _present(value := ja3s.get("hash")):
+        if isinstance(ja3s, dict) and present(value := ja3s.get("hash")):
             server["ja3s"] = value
         if client:
             out["client"] = client
@@ -547,7 +533,7 @@ class NetworkFirewallParser(LogParser):
             out["server"] = server
         if not out:
             del doc["tls"]
-        extra = {k: v for k, v in tls.items() if k not in _TLS_KEYS and _present(v)}
+        extra = {k: v for k, v in tls.items() if k not in _TLS_KEYS and present(v)}
         if extra:
             unmapped["tls"] = extra
 
@@ -558,18 +544,18 @@ class NetworkFirewallParser(LogParser):
         first = query[0] if isinstance(query, list) and query and isinstance(query[0], dict) else dns
         out: dict[str, Any] = {}
         question: dict[str, Any] = {}
-        if _present(value := first.get("rrname")):
+        if present(value := first.get("rrname")):
             question["name"] = value
             doc.setdefault("related", {}).setdefault("hosts", []).append(value)
-        if _present(value := first.get("rrtype")):
+        if present(value := first.get("rrtype")):
             question["type"] = value
         if question:
             out["question"] = question
-        if _present(value := first.get("type")):
+        if present(value := first.get("type")):
             out["type"] = value
         if (value := first.get("id")) is not None and value != "":
             out["id"] = str(value)
-        if _present(value := dns.get("rcode") or first.get("rcode")):
+        if present(value := dns.get("rcode") or first.get("rcode")):
             out["response_code"] = value
         if out:
             doc["dns"] = out

@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from worker.parsers._fields import is_ip, iso_to_utc_ms, tls_version
+from worker.parsers._aws import aws_cloud
+from worker.parsers._fields import is_ip, iso_to_utc_ms, split_host_port, tls_version
 from worker.parsers.alb import line_kind
 from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError, Reroute
 
@@ -57,14 +58,6 @@ def _int(value: str, name: str) -> int | float:
         return float(value)
     except ValueError:
         raise ParseError(f"NLB field {name}: not a number: {value!r}") from None
-
-
-def _endpoint(value: str) -> tuple[str, str]:
-    """`ip:port` / `[v6]:port` / `v6:port` -> (ip, port)."""
-    host, _, port = value.rpartition(":")
-    if host[:1] == "[":
-        host = host[1:-1]
-    return host, port
 
 
 class NlbParser(LogParser):
@@ -158,7 +151,7 @@ class NlbParser(LogParser):
         event: dict[str, Any] = {"kind": "event", "category": ["network"], "end": timestamp}
         doc: dict[str, Any] = {"@timestamp": timestamp, "event": event, "aws": {"elb": elb}}
 
-        host, port = _endpoint(t[_CLIENT])
+        host, port = split_host_port(t[_CLIENT])
         if host:
             source: dict[str, Any] = {"address": host}
             if is_ip(host):
@@ -169,7 +162,7 @@ class NlbParser(LogParser):
         else:
             source = doc["source"] = {}
         if (value := t[_DESTINATION]) != "-":
-            host, port = _endpoint(value)
+            host, port = split_host_port(value)
             backend: dict[str, Any] = {"port": port} if port else {}
             if is_ip(host):
                 backend["ip"] = host
@@ -213,12 +206,7 @@ class NlbParser(LogParser):
             self._tail(t, n, elb, tls, event)
         if tls:
             doc["tls"] = tls
-        cloud: dict[str, Any] = {"provider": "aws"}
-        if account:
-            cloud["account"] = {"id": account}
-        if region:
-            cloud["region"] = region
-        doc["cloud"] = cloud
+        doc["cloud"] = aws_cloud(account, region)
         if self.ctx.keep_original:
             event["original"] = line
         return doc

@@ -29,7 +29,16 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from worker.parsers._fields import epoch_to_iso, is_ip, iso_to_utc_ms, set_dotted
+from worker.parsers._aws import cloud_builder
+from worker.parsers._fields import (
+    epoch_to_iso,
+    float_reader,
+    int_reader,
+    is_ip,
+    iso_to_utc_ms,
+    iso_to_utc_ms_cached,
+    set_dotted,
+)
 from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError, Reroute
 
 # --- what the CloudWatch Logs group tells (shared with rds_postgresql) -------------------------------------
@@ -43,11 +52,13 @@ class RdsOrigin:
     identifiers cannot contain dots). Unknown or absent groups give empty values.
     """
 
-    __slots__ = ("account", "cluster", "instance", "kind", "region")
+    __slots__ = ("account", "cloud", "cluster", "instance", "kind", "region")
 
     def __init__(self, ctx: ParseContext) -> None:
         self.kind = self.instance = self.cluster = ""
         self.account, self.region = ctx.account_id, ctx.region
+        self.cloud = cloud_builder(self.account, self.region, "rds")
+        """A fresh `cloud` object per call."""
         parts = ctx.log_group.split("/") if ctx.log_group.startswith("/aws/rds/") else []
         if len(parts) >= 6:
             scope, name, self.kind = parts[3], parts[4], "/".join(parts[5:])
@@ -75,17 +86,18 @@ class RdsOrigin:
             rds["db_instance"] = db
         return {"rds": rds} if rds else None
 
-    def cloud(self) -> dict[str, Any]:
-        """A fresh `cloud` object."""
-        account, region = self.account, self.region
-        if not account and not region:
-            return {"provider": "aws", "service": {"name": "rds"}}
-        cloud: dict[str, Any] = {"provider": "aws", "service": {"name": "rds"}}
-        if account:
-            cloud["account"] = {"id": account}
-        if region:
-            cloud["region"] = region
-        return cloud
+
+class RdsParser(LogParser):
+    """What the RDS MySQL and PostgreSQL parsers both keep per stream: the `RdsOrigin` of its CloudWatch Logs
+    group (its `aws.rds` and `cloud` objects, fresh per document) and whether to keep `event.original`."""
+
+    def __init__(self, ctx: ParseContext) -> None:
+        super().__init__(ctx)
+        self._origin = origin = RdsOrigin(ctx)
+        self._aws = origin.aws
+        self._cloud = origin.cloud
+        self._has_aws = origin.aws() is not None
+        self._keep = ctx.keep_original
 
 
 RDS_FIELDS: dict[str, FieldType] = {
@@ -216,31 +228,8 @@ def naive_utc(value: str) -> str | None:
         return None
 
 
-_SECONDS: dict[str, bool] = {}
 _NAIVE: dict[str, str | None] = {}
 _CACHE_MAX = 4096
-
-
-def iso_ms(value: str) -> str:
-    """`iso_to_utc_ms` with a fast path for `YYYY-MM-DDTHH:MM:SS.ffffffZ`: the second is validated once and
-    cached, the fraction is sliced. Raises ValueError when the value is not a timestamp."""
-    n = len(value)
-    if n >= 21 and value[n - 1] == "Z" and value[19] == ".":
-        head = value[:19]
-        ok = _SECONDS.get(head)
-        if ok is None:
-            try:
-                iso_to_utc_ms(head + "Z")
-                ok = head[10] == "T"
-            except ValueError:
-                ok = False
-            if len(_SECONDS) >= _CACHE_MAX:
-                _SECONDS.clear()
-            _SECONDS[head] = ok
-        frac = value[20 : n - 1]
-        if ok and frac.isdigit():
-            return head + "." + (frac + "00")[:3] + "Z"
-    return iso_to_utc_ms(value)
 
 
 def naive_utc_cached(value: str) -> str | None:
@@ -264,7 +253,7 @@ def _lead_time(line: str) -> tuple[str, int] | None:
         if end < 0:
             end = len(line)
         try:
-            return iso_ms(line[:end]), end
+            return iso_to_utc_ms_cached(line[:end]), end
         except ValueError:
             return None
     if line[4:5] == "-":
@@ -295,21 +284,11 @@ def _unescape(value: str) -> str:
     return _UNESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), value)
 
 
-def _int(value: str, name: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ParseError(f"MySQL {name}: not an integer: {value[:40]!r}") from None
+_int = int_reader("MySQL", clip=40)
+_float = float_reader("MySQL slow log", clip=40)
 
 
-def _float(value: str, name: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise ParseError(f"MySQL slow log {name}: not a number: {value[:40]!r}") from None
-
-
-class RdsMysqlParser(LogParser):
+class RdsMysqlParser(RdsParser):
     """Per-stream state: the log kind from the CloudWatch group, a standalone `# Time:` line waiting for the
     slow-query entry it dates, and the last general-log time (MySQL omits it within the same second)."""
 
@@ -405,12 +384,7 @@ class RdsMysqlParser(LogParser):
 
     def __init__(self, ctx: ParseContext) -> None:
         super().__init__(ctx)
-        origin = RdsOrigin(ctx)
-        self._kind = origin.kind
-        self._aws = origin.aws
-        self._cloud = origin.cloud
-        self._has_aws = origin.aws() is not None
-        self._keep = ctx.keep_original
+        self._kind = self._origin.kind
         self._pending_time = ""
         self._general_time = ""
 

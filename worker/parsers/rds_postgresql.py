@@ -26,9 +26,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from worker.parsers._fields import is_ip, iso_to_utc_ms
-from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError, Reroute
-from worker.parsers.rds_mysql import END_OF_LOG, RDS_FIELDS, RdsOrigin
+from worker.parsers._fields import IP_SEEN, is_ip, iso_to_utc_ms
+from worker.parsers.base import FieldType, ParseContext, ParseError, Reroute
+from worker.parsers.rds_mysql import END_OF_LOG, RDS_FIELDS, RdsParser
 
 _CONTINUATION = re.compile(r"(?!\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d|-{5,} END OF LOG)")
 _SNIFF = re.compile(
@@ -96,7 +96,7 @@ def _refusal(text: str) -> ParseError:
     return ParseError(f"PostgreSQL log line: no `LEVEL:` severity after `[pid]:`: {head!r}")
 
 
-class RdsPostgresqlParser(LogParser):
+class RdsPostgresqlParser(RdsParser):
     """Stateless apart from what the CloudWatch Logs group tells (log name, DB instance, cluster)."""
 
     log_type: ClassVar[str] = "rds_postgresql"
@@ -140,15 +140,10 @@ class RdsPostgresqlParser(LogParser):
 
     def __init__(self, ctx: ParseContext) -> None:
         super().__init__(ctx)
-        origin = RdsOrigin(ctx)
+        origin = self._origin
         self._mysql_group = origin.kind in _MYSQL_KINDS
-        self._aws = origin.aws
-        self._cloud = origin.cloud
-        self._has_aws = origin.aws() is not None
         self._plain_cloud = not (origin.account or origin.region)
-        self._keep = ctx.keep_original
         self._times: dict[str, str] = {}
-        self._ips: dict[str, bool] = {}
 
     @classmethod
     def sniff(cls, head: str) -> bool:
@@ -196,12 +191,9 @@ class RdsPostgresqlParser(LogParser):
             log["client_addr"] = local
         elif host:
             log["client_addr"] = host
-            ip = self._ips.get(host)
+            ip = IP_SEEN.get(host)  # not `or is_ip(host)`: clients are often host names, remembered as False
             if ip is None:
                 ip = is_ip(host)
-                if len(self._ips) >= 4096:
-                    self._ips.clear()
-                self._ips[host] = ip
             source: dict[str, Any] = {"address": host, "ip": host} if ip else {"address": host, "domain": host}
             if port:
                 log["client_port"] = source["port"] = int(port)
@@ -222,12 +214,7 @@ class RdsPostgresqlParser(LogParser):
                 log["query_step"] = "statement"
                 log["query"] = message[11:]
             elif message.startswith(("execute ", "parse ", "bind ")):
-                qm = _QUERY_STEP.match(message)
-                if qm is not None:
-                    log["query_step"] = qm.group(1)
-                    if qm.group(2):
-                        log["query_name"] = qm.group(2)
-                    log["query"] = message[qm.end() :]
+                _query_step(message, log)
         elif level == "STATEMENT":
             log["query"] = message
         if self._has_aws:
@@ -246,12 +233,17 @@ class RdsPostgresqlParser(LogParser):
             raise ParseError(f"PostgreSQL duration is not a number: {value[:30]!r}") from None
         rest = rest.lstrip(" ")
         if rest:
-            m = _QUERY_STEP.match(rest)
-            if m is not None:
-                log["query_step"] = m.group(1)
-                if m.group(2):
-                    log["query_name"] = m.group(2)
-                log["query"] = rest[m.end() :]
+            _query_step(rest, log)
+
+
+def _query_step(text: str, log: dict[str, Any]) -> None:
+    """`execute <name>: SELECT ...` / `statement: ...` -> `query_step`, `query_name`, `query` (if it is one)."""
+    m = _QUERY_STEP.match(text)
+    if m is not None:
+        log["query_step"] = m.group(1)
+        if m.group(2):
+            log["query_name"] = m.group(2)
+        log["query"] = text[m.end() :]
 
 
 PARSER = RdsPostgresqlParser

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from worker.parsers._fields import is_ip, iso_to_utc_ms
+from worker.parsers._aws import cloud_builder, cloudwatch_origin
+from worker.parsers._fields import IP_SEEN, is_ip, iso_to_utc_ms
 from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError, Reroute
 
 _COLUMNS = 10
@@ -132,13 +133,9 @@ class Route53PublicParser(LogParser):
 
     def __init__(self, ctx: ParseContext) -> None:
         super().__init__(ctx)
-        self._account = ctx.account_id
-        self._region = ctx.region
-        self._log_group = ctx.log_group
-        self._log_stream = ctx.log_stream
+        self._cloud = cloud_builder(ctx.account_id, ctx.region)
+        self._cloudwatch = cloudwatch_origin(ctx)
         self._keep = ctx.keep_original
-        self._ips: dict[str, bool] = {}
-        """Resolver address -> is an IP: a zone sees the same few thousand resolvers over and over."""
 
     def parse(self, record: Any) -> dict[str, Any] | None:
         line: str = record
@@ -187,13 +184,7 @@ class Route53PublicParser(LogParser):
             route53["edge_location"] = value
         if (value := t[8]) != "-":
             source: dict[str, Any] = {"address": value}
-            known = self._ips.get(value)
-            if known is None:
-                known = is_ip(value)
-                if len(self._ips) >= 4096:
-                    self._ips.clear()
-                self._ips[value] = known
-            if known:
+            if IP_SEEN.get(value) or is_ip(value):  # a zone sees the same few thousand resolvers over and over
                 source["ip"] = value
                 network["type"] = "ipv6" if ":" in value else "ipv4"
                 related["ip"] = [value]
@@ -205,19 +196,9 @@ class Route53PublicParser(LogParser):
         if related:
             doc["related"] = related
 
-        cloud: dict[str, Any] = {"provider": "aws"}
-        if self._account:
-            cloud["account"] = {"id": self._account}
-        if self._region:
-            cloud["region"] = self._region
-        doc["cloud"] = cloud
-        if self._log_group or self._log_stream:
-            cw: dict[str, Any] = {}
-            if self._log_group:
-                cw["log_group"] = self._log_group
-            if self._log_stream:
-                cw["log_stream"] = self._log_stream
-            doc["aws"]["cloudwatch"] = cw
+        doc["cloud"] = self._cloud()
+        if self._cloudwatch:
+            doc["aws"]["cloudwatch"] = self._cloudwatch.copy()
         if self._keep:
             event["original"] = line
         return doc

@@ -25,10 +25,9 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, ClassVar
 
-import orjson
-
-from worker.parsers._fields import ABSENT, is_ip, iso_to_utc_ms, snake_case
-from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError, Reroute
+from worker.parsers._fields import is_ip, iso_to_utc_ms
+from worker.parsers._json_records import json_head, json_original, keep_unmapped, present, reroute_sibling
+from worker.parsers.base import FieldType, LogParser, ParseError
 
 _TRANSPORT_NUMBERS = {"tcp": "6", "udp": "17"}
 _HANDLED = frozenset((
@@ -38,10 +37,6 @@ _HANDLED = frozenset((
 ))
 _ADDRESS_ANSWERS = frozenset(("A", "AAAA"))
 _NAME_ANSWERS = frozenset(("CNAME", "PTR"))
-
-
-def _present(value: Any) -> bool:
-    return value is not None and value != "" and value != ABSENT and value != {} and value != []
 
 
 def _strip_dot(value: Any) -> Any:
@@ -128,24 +123,15 @@ class Route53ResolverParser(LogParser):
 
     @classmethod
     def sniff(cls, head: str) -> bool:
-        text = head.lstrip()
-        if not text.startswith(("{", "[")):
-            return False
-        first = text.split("\n", 1)[0] if text[0] == "{" else text[:8192]
+        first = json_head(head)
         return '"query_name"' in first and '"srcaddr"' in first and '"query_timestamp"' in first
-
-    def __init__(self, ctx: ParseContext) -> None:
-        super().__init__(ctx)
 
     def parse(self, record: Any) -> dict[str, Any] | None:
         if not isinstance(record, dict):
             raise ParseError(f"Resolver query-log record is a JSON {type(record).__name__}, not an object")
         stamp = record.get("query_timestamp")
         if stamp is None and "query_name" not in record:
-            if "webaclId" in record and "httpRequest" in record:
-                raise Reroute("waf")
-            if "firewall_name" in record and "event" in record:
-                raise Reroute("network_firewall")
+            reroute_sibling(record, self.log_type)
             raise ParseError("not a Route 53 Resolver query-log record: no query_timestamp and no query_name")
         if not isinstance(stamp, str):
             raise ParseError(f"Resolver query-log record has no query_timestamp (got {stamp!r})")
@@ -165,17 +151,17 @@ class Route53ResolverParser(LogParser):
         doc: dict[str, Any] = {"@timestamp": timestamp, "event": event, "cloud": cloud, "network": network,
                                "dns": dns}
 
-        if _present(account := record.get("account_id")) or (account := self.ctx.account_id):
+        if present(account := record.get("account_id")) or (account := self.ctx.account_id):
             cloud["account"] = {"id": account}
-        if _present(region := record.get("region")) or (region := self.ctx.region):
+        if present(region := record.get("region")) or (region := self.ctx.region):
             cloud["region"] = region
-        if _present(value := record.get("vpc_id")):
+        if present(value := record.get("vpc_id")):
             aws["vpc_id"] = value
         srcids = record.get("srcids")
         if isinstance(srcids, dict):
             other: dict[str, Any] = {}
             for key, value in srcids.items():
-                if not _present(value):
+                if not present(value):
                     continue
                 if key == "instance":
                     aws["instance_id"] = value
@@ -184,12 +170,12 @@ class Route53ResolverParser(LogParser):
                     other[key] = value
             if other:
                 route53["srcids"] = other
-        if _present(value := record.get("version")):
+        if present(value := record.get("version")):
             route53["version"] = value
 
         address = record.get("srcaddr")
         source: dict[str, Any] = {}
-        if _present(address):
+        if present(address):
             source["address"] = address
             if isinstance(address, str) and is_ip(address):
                 source["ip"] = address
@@ -211,17 +197,17 @@ class Route53ResolverParser(LogParser):
 
         question: dict[str, Any] = {}
         name = _strip_dot(record.get("query_name"))
-        if _present(name):
+        if present(name):
             question["name"] = name
         qtype = record.get("query_type")
-        if _present(qtype):
+        if present(qtype):
             question["type"] = qtype
-        if _present(value := record.get("query_class")):
+        if present(value := record.get("query_class")):
             question["class"] = value
         if question:
             dns["question"] = question
         rcode = record.get("rcode")
-        if _present(rcode):
+        if present(rcode):
             dns["response_code"] = rcode
         event["outcome"] = "success" if rcode == "NOERROR" else "failure"
         answers = record.get("answers")
@@ -231,13 +217,13 @@ class Route53ResolverParser(LogParser):
                 if not isinstance(answer, dict):
                     continue
                 item: dict[str, Any] = {}
-                if _present(value := answer.get("Class")):
+                if present(value := answer.get("Class")):
                     item["class"] = value
                 atype = answer.get("Type")
-                if _present(atype):
+                if present(atype):
                     item["type"] = atype
                 data = _strip_dot(answer.get("Rdata"))
-                if _present(data):
+                if present(data):
                     item["data"] = data
                     if atype == "CNAME":
                         item["name"] = data
@@ -261,28 +247,18 @@ class Route53ResolverParser(LogParser):
             del doc["dns"]
 
         firewall: dict[str, Any] = {}
-        if _present(value := record.get("firewall_rule_action")):
+        if present(value := record.get("firewall_rule_action")):
             firewall["action"] = value
-        if _present(value := record.get("firewall_rule_group_id")):
+        if present(value := record.get("firewall_rule_group_id")):
             firewall["rule_group"] = {"id": value}
-        if _present(value := record.get("firewall_domain_list_id")):
+        if present(value := record.get("firewall_domain_list_id")):
             firewall["domain_list"] = {"id": value}
-        if _present(value := record.get("firewall_protection")):
+        if present(value := record.get("firewall_protection")):
             firewall["protection"] = value
         if firewall:
             route53["firewall"] = firewall
 
-        if not _HANDLED.issuperset(record):
-            unmapped: dict[str, Any] = {}
-            for key, value in record.items():
-                if key in _HANDLED or not _present(value):
-                    continue
-                if isinstance(value, (dict, list)):
-                    unmapped[key] = value
-                else:
-                    route53[snake_case(key)] = value
-            if unmapped:
-                route53["unmapped"] = unmapped
+        keep_unmapped(record, _HANDLED, route53)
         if route53:
             aws["route53"] = route53
         if aws:
@@ -296,7 +272,7 @@ class Route53ResolverParser(LogParser):
             doc["related"] = related
 
         if self.ctx.keep_original:
-            event["original"] = orjson.dumps(record).decode()
+            event["original"] = json_original(record)
         return doc
 
 

@@ -25,7 +25,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from worker.parsers._fields import is_ip, tls_version
+from worker.parsers._aws import aws_cloud
+from worker.parsers._fields import int_reader, is_ip, tls_version
 from worker.parsers.alb import split_url
 from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError
 
@@ -164,11 +165,7 @@ def _time(day: str, zone: str) -> str:
     return out
 
 
-def _int(value: str, name: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ParseError(f"S3 access log field {name}: not an integer: {value!r}") from None
+_int = int_reader("S3 access log field")
 
 
 def region_of_host(host: str) -> str:
@@ -397,13 +394,7 @@ class S3AccessParser(LogParser):
             region = self._tail(t, n, doc, s3)
         if related:
             doc["related"] = related
-        cloud: dict[str, Any] = {"provider": "aws"}
-        if self._account:
-            cloud["account"] = {"id": self._account}
-        region = region or self._region
-        if region:
-            cloud["region"] = region
-        doc["cloud"] = cloud
+        doc["cloud"] = aws_cloud(self._account, region or self._region)
         if self._keep:
             event["original"] = original
         return doc

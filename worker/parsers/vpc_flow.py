@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from worker.parsers._fields import IANA_PROTOCOLS, community_id, epoch_to_iso, snake_case
+from worker.parsers._fields import IANA_PROTOCOLS, community_id, epoch_to_iso, int_reader, snake_case
 from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError
 
 DEFAULT_FORMAT = (
@@ -164,11 +164,7 @@ def _is_header(values: list[str]) -> bool:
     )
 
 
-def _int(value: str, name: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ParseError(f"VPC flow field {name}: not an integer: {value!r}") from None
+_int = int_reader("VPC flow field")
 
 
 _V2_LINE = re.compile(r"^\d+ (?:\d{12}|-|unknown) (?:eni-|tgw-|-)\S* ")

@@ -28,10 +28,9 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-import orjson
-
-from worker.parsers._fields import ABSENT, is_ip, snake_case
-from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError, Reroute
+from worker.parsers._fields import ABSENT, is_ip
+from worker.parsers._json_records import json_head, json_original, keep_unmapped, present, reroute_sibling
+from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError
 
 _RULE_LISTS = {
     "terminatingRuleMatchDetails": "terminating_rule_match_details",
@@ -56,10 +55,6 @@ _HANDLED = frozenset(
 _EVENT_TYPES = {"ALLOW": ["access", "allowed"], "BLOCK": ["access", "denied"]}
 
 
-def _present(value: Any) -> bool:
-    return value is not None and value != "" and value != ABSENT and value != [] and value != {}
-
-
 def clean(value: Any) -> Any:
     """A copy without nulls, empty strings, `-` and empty containers (Elastic's clean-up), keys sorted.
 
@@ -69,7 +64,7 @@ def clean(value: Any) -> Any:
         out: dict[str, Any] = {}
         for key in sorted(value):
             item = clean(value[key])
-            if _present(item):
+            if present(item):
                 out[key] = item
         return out
     if isinstance(value, list):
@@ -171,10 +166,7 @@ class WafParser(LogParser):
 
     @classmethod
     def sniff(cls, head: str) -> bool:
-        text = head.lstrip()
-        if not text.startswith(("{", "[")):
-            return False
-        first = text.split("\n", 1)[0] if text[0] == "{" else text
+        first = json_head(head, None)
         return '"webaclId"' in first[:4096] and '"httpRequest"' in first
 
     def __init__(self, ctx: ParseContext) -> None:
@@ -201,10 +193,7 @@ class WafParser(LogParser):
         stamp = record.get("timestamp")
         request = record.get("httpRequest")
         if "webaclId" not in record and not isinstance(request, dict):
-            if "firewall_name" in record and "event" in record:
-                raise Reroute("network_firewall")
-            if "query_name" in record and "srcaddr" in record:
-                raise Reroute("route53_resolver")
+            reroute_sibling(record, self.log_type)
             raise ParseError("not a WAF log record: no webaclId and no httpRequest object")
         ms = _long(stamp)
         if ms is None:
@@ -238,20 +227,20 @@ class WafParser(LogParser):
             cloud["account"] = {"id": self.ctx.account_id}
 
         action = record.get("action")
-        if _present(action):
+        if present(action):
             event["action"] = action
         event["type"] = list(_EVENT_TYPES.get(action, ("access",))) if isinstance(action, str) else ["access"]
         rule: dict[str, Any] = {}
-        if _present(value := record.get("terminatingRuleId")):
+        if present(value := record.get("terminatingRuleId")):
             rule["id"] = value
-        if _present(value := record.get("terminatingRuleType")):
+        if present(value := record.get("terminatingRuleType")):
             rule["ruleset"] = value
         if rule:
             doc["rule"] = rule
         source_ref: dict[str, Any] = {}
-        if _present(value := record.get("httpSourceName")):
+        if present(value := record.get("httpSourceName")):
             source_ref["name"] = value
-        if _present(value := record.get("httpSourceId")):
+        if present(value := record.get("httpSourceId")):
             source_ref["id"] = value
         if source_ref:
             waf["source"] = source_ref
@@ -267,7 +256,7 @@ class WafParser(LogParser):
             value = record.get(key)
             if value:
                 cleaned = clean(value)
-                if _present(cleaned):
+                if present(cleaned):
                     waf[name] = cleaned
         inserted = record.get("requestHeadersInserted")
         if isinstance(inserted, list) and inserted:
@@ -276,7 +265,7 @@ class WafParser(LogParser):
                 waf["request_headers_inserted"] = headers
         labels = record.get("labels")
         if isinstance(labels, list) and labels:
-            kept = [{"name": item["name"]} for item in labels if isinstance(item, dict) and _present(item.get("name"))]
+            kept = [{"name": item["name"]} for item in labels if isinstance(item, dict) and present(item.get("name"))]
             if kept:
                 waf["labels"] = kept
         for key, name in _LONGS.items():
@@ -288,46 +277,35 @@ class WafParser(LogParser):
                 response = self._challenge(value)
                 if response:
                     waf[name] = response
-        if _present(value := record.get("ja3Fingerprint")):
+        if present(value := record.get("ja3Fingerprint")):
             doc["tls"] = {"client": {"ja3": value}}
-        if _present(value := record.get("ja4Fingerprint")):
+        if present(value := record.get("ja4Fingerprint")):
             waf["ja4_fingerprint"] = value
-        if _present(value := record.get("oversizeFields")):
+        if present(value := record.get("oversizeFields")):
             waf["oversize_fields"] = value
 
-        if not _HANDLED.issuperset(record):
-            unmapped: dict[str, Any] = {}
-            for key, value in record.items():
-                if key in _HANDLED or not _present(value):
-                    continue
-                if isinstance(value, (dict, list)):
-                    unmapped[key] = value
-                else:
-                    waf[snake_case(key)] = value
-            if unmapped:
-                waf["unmapped"] = unmapped
-
+        keep_unmapped(record, _HANDLED, waf)
         if self.ctx.keep_original:
-            event["original"] = orjson.dumps(record).decode()
+            event["original"] = json_original(record)
         return doc
 
     @staticmethod
     def _request(request: dict[str, Any], doc: dict[str, Any], waf: dict[str, Any]) -> None:
         client = request.get("clientIp")
-        if _present(client):
+        if present(client):
             source: dict[str, Any] = {"address": client}
             if isinstance(client, str) and is_ip(client):
                 source["ip"] = client
                 doc["related"] = {"ip": [client]}
             country = request.get("country")
-            if _present(country):
+            if present(country):
                 source["geo"] = {"country_iso_code": country}
             doc["source"] = source
         http: dict[str, Any] = {}
         http_request: dict[str, Any] = {}
-        if _present(value := request.get("requestId")):
+        if present(value := request.get("requestId")):
             http_request["id"] = value
-        if _present(value := request.get("httpMethod")):
+        if present(value := request.get("httpMethod")):
             http_request["method"] = value
         version = request.get("httpVersion")
         if isinstance(version, str) and "/" in version:
@@ -342,17 +320,17 @@ class WafParser(LogParser):
             if network:
                 doc["network"] = network
         url: dict[str, Any] = {}
-        if _present(value := request.get("uri")):
+        if present(value := request.get("uri")):
             url["path"] = value
-        if _present(value := request.get("args")):
+        if present(value := request.get("args")):
             url["query"] = value
-        if _present(value := request.get("fragment")):
+        if present(value := request.get("fragment")):
             url["fragment"] = value
-        if _present(value := request.get("scheme")):
+        if present(value := request.get("scheme")):
             url["scheme"] = value
         if url:
             doc["url"] = url
-        if _present(value := request.get("host")):
+        if present(value := request.get("host")):
             doc["host"] = {"domain": value}
         headers = request.get("headers")
         if isinstance(headers, list) and headers:
@@ -378,7 +356,7 @@ class WafParser(LogParser):
         if solved:  # 0: never solved
             # AWS documents epoch seconds here; accept milliseconds too.
             out["solve_timestamp"] = self._timestamp(solved if solved >= 100_000_000_000 else solved * 1000)
-        if _present(reason := value.get("failureReason")):
+        if present(reason := value.get("failureReason")):
             out["failure_reason"] = reason
         return out
 
