@@ -48,6 +48,7 @@ from worker.dead_letters import DeadLetters
 from worker.model import AckSet, Outcome
 from worker.parsers import log_types
 from worker.pipeline import Pipeline
+from worker.progress import ProgressPrinter, duration
 from worker.sinks.opensearch import OpenSearchSink, build_client
 from worker.sources.s3_events import ObjectRef
 from worker.sources.s3_objects import ObjectIngester, ObjectSettings
@@ -212,7 +213,7 @@ class BackfillReport:
         total = f"{self.listed}" if self.listing_done else f"{self.listed}+"
         eta = "?"
         if self.listing_done and rate > 0:
-            eta = _duration((self.listed - self.skipped_done - self.read) / rate)
+            eta = duration((self.listed - self.skipped_done - self.read) / rate)
         unsettled = self.read - self.ingested - self.failed - self.skipped
         return (f"backfill {self.url}: {self.done}/{total} objects ({unsettled} being indexed, "
                 f"{self.skipped_done} already done, {self.failed} failed), {self.documents:,} docs, "
@@ -223,7 +224,7 @@ class BackfillReport:
                  else "finished with failures" if self.failed else "complete")
         rate, doc_rate = self.rates()
         lines = [
-            f"backfill {self.url} {state} in {_duration(self.elapsed)}: {self.listed} objects listed, "
+            f"backfill {self.url} {state} in {duration(self.elapsed)}: {self.listed} objects listed, "
             f"{self.ingested} ingested, {self.skipped_done} already done (skipped_done), {self.skipped} skipped "
             f"by routing, {self.failed} failed, {self.listed - self.done} not reached",
             f"  {self.documents:,} documents ({self.dead_lettered:,} dead-lettered), "
@@ -237,38 +238,6 @@ class BackfillReport:
         if self.failed or self.interrupted or self.error:
             lines.append("  run the same command again to retry what is not done (finished objects are skipped)")
         return "\n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-    s = int(seconds + 0.5)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-class _ProgressPrinter:
-    """A progress line on stderr: rewritten in place on a terminal, one line every few seconds otherwise."""
-
-    def __init__(self, report: BackfillReport, out: TextIO | None) -> None:
-        self.report = report
-        self.out = out
-        self.tty = bool(out is not None and out.isatty())
-        self.interval = 0.5 if self.tty else 5.0
-        self._last = time.monotonic()  # the first line after one interval: a short run prints just its summary
-
-    def tick(self) -> None:
-        if self.out is None or time.monotonic() - self._last < self.interval:
-            return
-        self._last = time.monotonic()
-        line = self.report.progress_line()
-        self.out.write(f"\r{line}\x1b[K" if self.tty else line + "\n")
-        self.out.flush()
-
-    def finish(self) -> None:
-        if self.out is None:
-            return
-        if self.tty:
-            self.out.write("\r\x1b[K")
-        self.out.write(self.report.summary() + "\n")
-        self.out.flush()
 
 
 # --- the run ---------------------------------------------------------------------------------------------
@@ -286,7 +255,7 @@ class Backfill:
         self.stop = stop
         self.grace = grace
         self.report = BackfillReport(f"s3://{opts.bucket}/{opts.prefix}")
-        self.printer = _ProgressPrinter(self.report, progress)
+        self.printer = ProgressPrinter(self.report, progress)
         self._queue: asyncio.Queue[ObjectRef] = asyncio.Queue(maxsize=LIST_AHEAD)
         self._unsettled = asyncio.Semaphore(MAX_UNSETTLED)
         self._settling: set[asyncio.Task[None]] = set()

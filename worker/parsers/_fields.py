@@ -12,7 +12,7 @@ import hashlib
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -234,18 +234,8 @@ def time_reader(what: str) -> Callable[[str, str], str]:
     return read
 
 
-def to_int(value: str) -> int | None:
-    """A logged integer; `-` (no value) -> None. Raises ValueError for anything else that is not an int."""
-    if value == ABSENT:
-        return None
-    return int(value)
 
 
-def to_float(value: str) -> float | None:
-    """A logged decimal; `-` (no value) -> None. Raises ValueError for anything else that is not a number."""
-    if value == ABSENT:
-        return None
-    return float(value)
 
 
 @lru_cache(maxsize=1024)
@@ -382,11 +372,3 @@ def snake_case(name: str) -> str:
             prev_lower = ch.islower() or ch.isdigit()
     return "".join(out)
 
-
-def first_present(mapping: Mapping[str, Any], keys: Iterable[str]) -> Any:
-    """The first value under one of `keys` that is neither missing, None nor empty text."""
-    for key in keys:
-        value = mapping.get(key)
-        if value is not None and value != "":
-            return value
-    return None

@@ -39,6 +39,7 @@ from worker.aws import AwsClients
 from worker.config import Config
 from worker.dead_letters import DeadLetters
 from worker.pipeline import Pipeline
+from worker.progress import ProgressPrinter
 from worker.replay.engine import Replayer, ReplaySettings
 from worker.replay.existing import existing_ids_for
 from worker.replay.options import (
@@ -49,7 +50,7 @@ from worker.replay.options import (
     replay_source_config,
 )
 from worker.replay.pointers import PointerQueue
-from worker.replay.report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ProgressPrinter, ReplayReport
+from worker.replay.report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ReplayReport
 from worker.sinks.opensearch import OpenSearchSink, build_client
 
 log = m.get_logger("sluice.replay")

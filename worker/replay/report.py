@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import TextIO
 
+from worker.progress import duration
 from worker.replay.counts import ReplayCounts
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -51,7 +50,7 @@ class ReplayReport:
     def summary(self) -> str:
         c = self.counts
         state = ("interrupted" if self.interrupted else "finished with failures" if self.exit_code else "complete")
-        head = (f"replay {self.where} {state} in {_duration(self.elapsed)}: {c.records} records in {c.pointers} "
+        head = (f"replay {self.where} {state} in {duration(self.elapsed)}: {c.records} records in {c.pointers} "
                 f"dead-letter objects")
         if self.dry_run:
             lines = [f"{head} (dry run: nothing was changed)"]
@@ -75,40 +74,3 @@ class ReplayReport:
         if len(c.failures) > 10:
             lines.append(f"  ... and {len(c.failures) - 10} more (see the log)")
         return "\n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-    s = int(seconds + 0.5)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-class ProgressPrinter:
-    """A progress line on stderr: rewritten in place on a terminal, one line every few seconds otherwise."""
-
-    def __init__(self, report: ReplayReport, out: TextIO | None) -> None:
-        self.report = report
-        self.out = out
-        self.tty = bool(out is not None and out.isatty())
-        self.interval = 0.5 if self.tty else 5.0
-        self._last = time.monotonic()
-
-    def tick(self) -> None:
-        if self.out is None or time.monotonic() - self._last < self.interval:
-            return
-        self._last = time.monotonic()
-        line = self.report.progress_line()
-        self.out.write(f"\r{line}\x1b[K" if self.tty else line + "\n")
-        self.out.flush()
-
-    def finish(self) -> None:
-        if self.out is None:
-            return
-        if self.tty:
-            self.out.write("\r\x1b[K")
-        self.out.write(self.report.summary() + "\n")
-        self.out.flush()
-
-    async def loop(self) -> None:
-        while True:
-            await asyncio.sleep(0.25)
-            self.tick()
