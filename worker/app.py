@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from worker import telemetry as m
 from worker.aws import AwsClients
-from worker.config import Config, EnrichConfig, ReplaySource, SqsS3Source
+from worker.config import Config, EnrichConfig, KinesisSource, ReplaySource, SqsS3Source
 from worker.dead_letters import DeadLetters
 from worker.pipeline import Pipeline
 from worker.sinks.opensearch import OpenSearchSink, build_client
@@ -145,6 +145,10 @@ class Worker:
             from worker.sources.replay import ReplaySourceRunner
 
             return ReplaySourceRunner(name, scfg, aws, pipeline, dead_letters, self.cfg)
+        if isinstance(scfg, KinesisSource):
+            from worker.sources.kinesis import KinesisSourceRunner
+
+            return KinesisSourceRunner(name, scfg, aws, pipeline, dead_letters)
         raise ValueError(f"sources.{name}: unsupported type {scfg.type}")
 
     async def _start_health_server(self) -> web.AppRunner | None:

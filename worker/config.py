@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -226,8 +227,86 @@ class ReplaySource(_Model):
     would use up `max_attempts` within seconds. Younger pointers are left invisible for about that long."""
 
 
-SourceConfig = Annotated[SqsS3Source | ReplaySource, Field(discriminator="type")]
-SOURCE_TYPES = ("sqs_s3", "replay")
+class KinesisSource(_Model):
+    """A Kinesis data stream (plain or gzip records, CloudWatch Logs subscription payloads, CloudFront real-time
+    logs, KPL-aggregated records), shared by every worker of the fleet through a lease table in DynamoDB: one
+    lease per shard, balanced across live workers. A shard's position is checkpointed only after every
+    document read before it is indexed or dead-lettered. See docs/kinesis.md."""
+
+    type: Literal["kinesis"]
+    """Source type."""
+    stream: str
+    """Stream name, or its ARN (for a stream in another account, with `role_arn`)."""
+    lease_table: str = "sluice-kinesis-leases"
+    """DynamoDB table of leases and checkpoints (created on demand, on-demand capacity). Workers that share it
+    share the stream's shards; several streams may share one table."""
+    log_type: str = "auto"
+    """`auto`: each record's content decides (CloudWatch Logs envelopes are routed per log group); or a fixed
+    log type for every record (e.g. `cloudfront_realtime`)."""
+    parser_options: dict[str, Any] = {}
+    """Options passed to the parser; for CloudWatch Logs payloads `log_groups` ({glob: log type}) routes each
+    log group to the type it holds (see docs/log-types.md)."""
+    fallback_log_type: str | None = None
+    """Log type for records whose content matches no parser (e.g. `generic`). Unset: such records are
+    dead-lettered whole as `unknown_log_type`."""
+    keep_original: bool = False
+    """Keep each raw line as `event.original`."""
+    initial_position: Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"] = "TRIM_HORIZON"
+    """Where a shard that has no checkpoint yet is read from. `TRIM_HORIZON` (the oldest record kept) loses
+    nothing; `LATEST` skips what the stream held before the first worker started."""
+    initial_timestamp: datetime | None = None
+    """Start time for `AT_TIMESTAMP` (ISO 8601)."""
+    role_arn: str | None = None
+    """Assume this role (STS) to read the stream, e.g. in another account; the lease table stays in the
+    worker's own account. Credentials are refreshed before they expire."""
+    region: str | None = None
+    """Region of the stream when it is not `aws.region`."""
+    worker_id: str | None = None
+    """This worker's name in the lease table; default host name, process id and a random suffix."""
+    lease_duration: float = Field(10.0, ge=1.0)
+    """Seconds a lease stays valid without renewal: a dead worker's shards are taken over after about this
+    long. Leases are renewed every third of it and free or expired leases looked for every half of it."""
+    shard_sync_interval: float = Field(60.0, ge=1.0)
+    """Seconds between listings of the stream's shards (new shards after a split or merge also trigger one)."""
+    max_records: int = Field(10_000, ge=1, le=10_000)
+    """Records per GetRecords call."""
+    idle_interval: float = Field(1.0, ge=0.2)
+    """Seconds a reader waits after a GetRecords call that found nothing new (caught up)."""
+    checkpoint_interval: float = Field(5.0, gt=0)
+    """Seconds between checkpoint writes of a shard whose position moved (also written at shard end and on
+    shutdown)."""
+    max_pending_batches: int = Field(8, ge=1)
+    """GetRecords batches of one shard read but not yet settled; the reader waits when it has this many, so a
+    slow sink holds the stream back instead of filling memory."""
+
+    @field_validator("log_type")
+    @classmethod
+    def _known_log_type(cls, v: str) -> str:
+        if v != "auto" and v not in log_types():
+            raise ValueError(f"unknown log type {v!r}; one of auto, {', '.join(log_types())}")
+        return v
+
+    @field_validator("fallback_log_type")
+    @classmethod
+    def _known_fallback(cls, v: str | None) -> str | None:
+        if v is not None and v not in log_types():
+            raise ValueError(f"unknown log type {v!r}; one of {', '.join(log_types())}")
+        return v
+
+    @model_validator(mode="after")
+    def _timestamp_for_at_timestamp(self) -> KinesisSource:
+        if self.initial_position == "AT_TIMESTAMP" and self.initial_timestamp is None:
+            raise ValueError("initial_position AT_TIMESTAMP needs initial_timestamp")
+        return self
+
+    @property
+    def stream_name(self) -> str:
+        """The name part of `stream` (an ARN ends in `stream/<name>`)."""
+        return self.stream.rsplit("/", 1)[-1] if self.stream.startswith("arn:") else self.stream
+
+
+SourceConfig = Annotated[SqsS3Source | ReplaySource | KinesisSource, Field(discriminator="type")]
+SOURCE_TYPES = ("sqs_s3", "replay", "kinesis")
 
 
 class PipelineConfig(_Model):

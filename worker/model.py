@@ -110,6 +110,16 @@ class AckSet:
     def pending(self) -> int:
         return self._pending
 
+    @property
+    def done(self) -> bool:
+        """Sealed and every document settled (or failed): `ok` is then final."""
+        return self._done.done()
+
+    @property
+    def ok(self) -> bool:
+        """True once done with every document delivered or dead-lettered; False while pending or when failed."""
+        return self._done.done() and self._done.result()
+
     def add(self, n: int = 1) -> None:
         if self._sealed:
             raise RuntimeError(f"{self.name}: documents added after seal")

@@ -7,7 +7,7 @@ per-line awaits and per-line framing dominate the cost of a Python pipeline.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -48,6 +48,32 @@ class StreamStats:
     """The type the stream was parsed as (decided by content when the caller did not know)."""
 
 
+class StreamParsers:
+    """Stream parsers kept across many small units of one source (Kinesis records, SQS bodies).
+
+    Building a parser (and, for CloudWatch Logs envelopes, the inner parsers per log group) costs more than
+    parsing one small record, so a source that ingests record after record keeps one per log type. Every
+    `ingest` still ends with `finish()`, so nothing pending leaks from one unit into the next.
+    """
+
+    __slots__ = ("_by_type", "ctx", "join_lines")
+
+    def __init__(self, ctx: ParseContext, *, join_lines: bool = True) -> None:
+        self.ctx = ctx
+        self.join_lines = join_lines
+        self._by_type: dict[str, StreamParser] = {}
+
+    def get(self, log_type: str) -> StreamParser:
+        stream = self._by_type.get(log_type)
+        if stream is None:
+            stream = self._by_type[log_type] = StreamParser(log_type, self.ctx, join_lines=self.join_lines)
+        return stream
+
+
+Annotate = Callable[[dict[str, Any]], None]
+"""Adds what the source knows to every document (e.g. `aws.kinesis.*`); called once per document."""
+
+
 class UnknownLogType(Exception):
     """Neither the key, the source's config nor the content told the log type; nothing was submitted."""
 
@@ -69,14 +95,15 @@ class Pipeline:
 
     async def ingest(self, chunks: AsyncIterator[bytes], origin: Origin, log_type: str | None, ctx: ParseContext,
                      ack: AckSet, fallback_timestamp: str | None = None,
-                     fallback_log_type: str | None = None) -> StreamStats:
+                     fallback_log_type: str | None = None, parsers: StreamParsers | None = None,
+                     annotate: Annotate | None = None) -> StreamStats:
         """Read `chunks` to the end and hand every record to the sink or the dead letters.
 
         `log_type` None means "find out from the content" (the first 64 KiB decoded); when that fails too,
         `fallback_log_type` (e.g. `generic`) is used, else UnknownLogType is raised before anything is
         submitted, so the caller can keep the object whole. `fallback_timestamp` (the object's LastModified)
         dates records that carry no time of their own, so their index, like their id, is the same on every
-        redelivery.
+        redelivery. `parsers` (else a fresh parser per call) and `annotate` are for sources of many small units.
 
         Raises DecodeError (after submitting everything decoded before the damage) so the caller can keep
         the whole object in the backup bucket; infrastructure errors from `chunks` propagate unchanged.
@@ -90,8 +117,8 @@ class Pipeline:
             if log_type is None:
                 raise UnknownLogType(text[:512])
         stats.log_type = log_type
-        stream = StreamParser(log_type, ctx)
-        emit = _Emitter(self, origin, ack, stats, fallback_timestamp)
+        stream = parsers.get(log_type) if parsers is not None else StreamParser(log_type, ctx)
+        emit = _Emitter(self, origin, ack, stats, fallback_timestamp, annotate)
         if stream.framing == "lines":
             framer = LineFramer(self.cfg.max_line_bytes, report_invalid=True)
             async for data in decoded:
@@ -162,12 +189,13 @@ class _Emitter:
     `parse_error` record, with `raw_base64`).
     """
 
-    __slots__ = ("ack", "enrich", "fallback_timestamp", "id_prefix", "origin", "per_type", "pipeline", "stats",
-                 "undecodable")
+    __slots__ = ("ack", "annotate", "enrich", "fallback_timestamp", "id_prefix", "origin", "per_type", "pipeline",
+                 "stats", "undecodable")
 
     def __init__(self, pipeline: Pipeline, origin: Origin, ack: AckSet, stats: StreamStats,
-                 fallback_timestamp: str | None) -> None:
+                 fallback_timestamp: str | None, annotate: Annotate | None = None) -> None:
         self.pipeline = pipeline
+        self.annotate = annotate
         self.enrich = pipeline.enrich
         self.fallback_timestamp = fallback_timestamp
         self.origin = origin
@@ -184,6 +212,7 @@ class _Emitter:
         if emitted:
             ack, origin, prefix, fallback, enrich = self.ack, self.origin, self.id_prefix, self.fallback_timestamp, \
                 self.enrich
+            annotate = self.annotate
             per_type = self.per_type
             docs: list[Document] = []
             last_type = ""
@@ -192,6 +221,8 @@ class _Emitter:
                     body["@timestamp"] = fallback
                 if enrich is not None:
                     enrich(body)
+                if annotate is not None:
+                    annotate(body)
                 doc_id = f"{prefix}{offset}.{sub}" if sub else prefix + str(offset)
                 docs.append(Document(doc_id, log_type, body, ack, origin, offset))
                 if log_type != last_type:

@@ -6,6 +6,7 @@ cardinality of a worker does not grow with its input.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from typing import Any
@@ -39,6 +40,36 @@ S3_BYTES_READ = Counter(
     ["source"])
 DECOMPRESSED_BYTES = Counter(
     f"{NS}_decompressed_bytes_total", "Bytes after decompression.", ["source"])
+
+KINESIS_RECORDS_READ = Counter(
+    f"{NS}_kinesis_records_read_total", "Kinesis records read by GetRecords (before KPL de-aggregation).",
+    ["source"])
+KINESIS_BYTES_READ = Counter(
+    f"{NS}_kinesis_bytes_read_total", "Bytes of Kinesis record data read (as stored, before decompression).",
+    ["source"])
+KINESIS_MILLIS_BEHIND = Gauge(
+    f"{NS}_kinesis_millis_behind_latest",
+    "How far a shard's reader is behind the tip of the stream (GetRecords MillisBehindLatest), per shard held "
+    "by this worker. The one metric labelled by an id: shards are few and their number is the stream's.",
+    ["source", "shard"])
+KINESIS_LEASES_HELD = Gauge(
+    f"{NS}_kinesis_leases_held", "Shard leases this worker holds (and reads).", ["source"])
+KINESIS_LEASE_EVENTS = Counter(
+    f"{NS}_kinesis_lease_events_total",
+    "Lease changes seen by this worker: taken (free or expired), stolen (to balance), lost (taken by another "
+    "worker or not renewed in time), released (shutdown or shard end).", ["source", "event"])
+KINESIS_CHECKPOINTS = Counter(
+    f"{NS}_kinesis_checkpoints_total",
+    "Checkpoint writes by outcome: written, refused (the lease was taken by another worker), failed (the "
+    "lease table could not be reached; retried at the next interval).", ["source", "outcome"])
+KINESIS_READ_ERRORS = Counter(
+    f"{NS}_kinesis_read_errors_total",
+    "Failed GetRecords / GetShardIterator calls by reason (throttled, expired_iterator, error, checkpoint); "
+    "the reader backs off and retries.", ["source", "reason"])
+KINESIS_REWINDS = Counter(
+    f"{NS}_kinesis_rewinds_total",
+    "Shard readers sent back to their last settled position because a batch could not be delivered.",
+    ["source"])
 
 # --- parsing -------------------------------------------------------------------------------------------
 DOCUMENTS_PARSED = Counter(
@@ -95,6 +126,12 @@ BACKFILL_OBJECTS = Counter(
 
 # --- process ---------------------------------------------------------------------------------------------
 READY = Gauge(f"{NS}_ready", "1 when the worker is consuming, 0 while starting or draining.", [])
+
+
+def forget(metric: Gauge, *labels: str) -> None:
+    """Drop one labelled child (a shard no longer held), so a stale value is not scraped forever."""
+    with contextlib.suppress(KeyError):
+        metric.remove(*labels)
 
 
 def configure_logging(level: str = "info", fmt: str = "json") -> None:

@@ -65,8 +65,13 @@ class CloudWatchLogsParser(LogParser):
 
     @classmethod
     def sniff(cls, head: str) -> bool:
+        # AWS writes `messageType` first; other writers (moto, re-serialised payloads) sort the keys, which puts
+        # `logEvents` first and `messageType` after every event, possibly past the sniffed head.
         text = head.lstrip()
-        return text.startswith("{") and '"messageType"' in text[:2048] and '"logEvents"' in text
+        if not text.startswith("{"):
+            return False
+        return ('"messageType"' in text[:2048] and '"logEvents"' in text) or text[1:].lstrip().startswith(
+            '"logEvents"')
 
     def __init__(self, ctx: ParseContext) -> None:
         super().__init__(ctx)

@@ -1,0 +1,136 @@
+"""Kinesis -> worker -> OpenSearch against moto server (Kinesis, CloudWatch Logs, DynamoDB) and osmem."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from typing import Any
+
+import pytest
+
+from tests.kinesis_support import count, create_stream, docs_of, kinesis_config, leases
+from tests.kpl import aggregate
+from tests.support import backup_records, metric, os_client, run_worker_until
+from worker.samples import ACCOUNT, vpc_flow_lines
+
+LAMBDA_GROUP = "/aws/lambda/orders-api"
+VPC_GROUP = "vpc-flow-logs-prod"
+
+
+@pytest.fixture
+def env(aws_endpoint: str, opensearch_url: str, boto: Any, backup: Any, unique_name: Any) -> dict[str, Any]:
+    prefix = unique_name("kin")
+    stream = unique_name("stream")
+    table = unique_name("leases")
+    return {
+        "kinesis": boto.client("kinesis"), "logs": boto.client("logs"), "ddb": boto.client("dynamodb"),
+        "s3": boto.client("s3"), "os": os_client(opensearch_url), "prefix": prefix, "stream": stream,
+        "table": table, "backup": backup,
+        "cfg": lambda **src: kinesis_config(aws_endpoint=aws_endpoint, opensearch_url=opensearch_url,
+                                            backup=backup, prefix=prefix, stream=stream, lease_table=table, **src),
+    }
+
+
+def _subscribe(logs: Any, group: str, stream_arn: str) -> None:
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s1")
+    logs.put_subscription_filter(logGroupName=group, filterName="to-kinesis", filterPattern="",
+                                 destinationArn=stream_arn, roleArn=f"arn:aws:iam::{ACCOUNT}:role/cwl-to-kinesis")
+
+
+def _put_events(logs: Any, group: str, messages: list[str], batch: int = 50) -> None:
+    now = int(time.time() * 1000)
+    for start in range(0, len(messages), batch):
+        events = [{"timestamp": now + i, "message": m} for i, m in enumerate(messages[start:start + batch], start)]
+        logs.put_log_events(logGroupName=group, logStreamName="s1", logEvents=events)
+
+
+def _lambda_messages(n: int) -> list[str]:
+    out = []
+    for i in range(n):
+        rid = f"6234bffe-149a-b642-81ff-{i:012d}"
+        if i % 3 == 0:
+            out.append(f"START RequestId: {rid} Version: $LATEST\n")
+        elif i % 3 == 1:
+            out.append(f"END RequestId: {rid}\n")
+        else:
+            out.append(f"REPORT RequestId: {rid}\tDuration: {i}.5 ms\tBilled Duration: {i + 1} ms\t"
+                       f"Memory Size: 128 MB\tMax Memory Used: 70 MB\t\n")
+    return out
+
+
+async def test_cloudwatch_logs_subscription_vpc_flow_and_lambda(env: dict[str, Any]) -> None:
+    """CloudWatch Logs -> subscription filter -> Kinesis -> Sluice: every event once, under its own type."""
+    arn = create_stream(env["kinesis"], env["stream"], 2)
+    _subscribe(env["logs"], LAMBDA_GROUP, arn)
+    _subscribe(env["logs"], VPC_GROUP, arn)
+    vpc = list(vpc_flow_lines(150, seed=5))[1:]  # CloudWatch delivery has no header line
+    lam = _lambda_messages(90)
+    _put_events(env["logs"], VPC_GROUP, vpc)
+    _put_events(env["logs"], LAMBDA_GROUP, lam)
+
+    cfg = env["cfg"](parser_options={"log_groups": {"vpc-flow-logs-*": "vpc_flow"}})
+    await run_worker_until(cfg, lambda: count(env["os"], env["prefix"]) >= len(vpc) + len(lam), timeout=90,
+                           settle=2.0)
+
+    docs = docs_of(env["os"], env["prefix"])
+    by_type: dict[str, int] = {}
+    for hit in docs:
+        kind = hit["_index"].split("-")[-2]
+        by_type[kind] = by_type.get(kind, 0) + 1
+    assert by_type == {"vpc_flow": len(vpc), "lambda": len(lam)}
+    ids = [hit["_id"] for hit in docs]
+    assert len(set(ids)) == len(ids)
+    # Each event once: the CloudWatch event ids are all there, each on one document.
+    event_ids = [hit["_source"]["aws"]["cloudwatch"]["event_id"] for hit in docs]
+    assert len(set(event_ids)) == len(vpc) + len(lam)
+    one_vpc = next(h["_source"] for h in docs if "vpc_flow" in h["_index"])
+    assert one_vpc["source"]["ip"] and one_vpc["aws"]["cloudwatch"]["log_group"] == VPC_GROUP
+    assert one_vpc["aws"]["kinesis"]["name"] == env["stream"]
+    assert one_vpc["aws"]["kinesis"]["shard_id"].startswith("shardId-")
+    reports = [h["_source"] for h in docs if "lambda" in h["_index"] and "REPORT" in h["_source"]["message"]]
+    assert reports and all(r["aws"]["lambda"]["report"]["billed_duration"]["ms"] > 0 for r in reports), reports[:1]
+    # Checkpoints moved to the last records and the leases were released on shutdown.
+    table = leases(env["ddb"], env["table"])
+    assert len(table) == 2
+    assert all(lease["owner"] is None for lease in table.values()), table
+    assert all(lease["checkpoint"].isdigit() for lease in table.values() if lease["counter"] > 1), table
+    assert backup_records(env["s3"], env["backup"].bucket) == ([], [])
+
+
+async def test_plain_gzip_and_kpl_records_with_a_fixed_log_type(env: dict[str, Any]) -> None:
+    """Plain, gzip'd and KPL-aggregated records of VPC flow lines; ids from shard + sequence (+ sub-index)."""
+    create_stream(env["kinesis"], env["stream"], 1)
+    lines = list(vpc_flow_lines(60, seed=9))[1:]
+    k = env["kinesis"]
+    k.put_record(StreamName=env["stream"], PartitionKey="a", Data="\n".join(lines[:20]).encode())
+    k.put_record(StreamName=env["stream"], PartitionKey="b", Data=gzip.compress("\n".join(lines[20:40]).encode()))
+    k.put_record(StreamName=env["stream"], PartitionKey="c",
+                 Data=aggregate([(f"pk{i}", line.encode()) for i, line in enumerate(lines[40:])]))
+    k.put_record(StreamName=env["stream"], PartitionKey="d", Data=b"\x1f\x8b\x08\x00garbage that is not gzip")
+
+    before = metric("sluice_kinesis_records_read_total", source="stream")
+    await run_worker_until(env["cfg"](log_type="vpc_flow"), lambda: count(env["os"], env["prefix"]) >= len(lines),
+                           timeout=60, settle=1.5)
+    docs = docs_of(env["os"], env["prefix"])
+    assert len(docs) == len(lines)
+    assert sorted(d["_source"]["source"]["ip"] for d in docs) == sorted(line.split()[3] for line in lines)
+    subs = sorted(d["_source"]["aws"]["kinesis"].get("subsequence_number", -1) for d in docs)
+    assert subs == [-1] * 40 + list(range(20))
+    assert metric("sluice_kinesis_records_read_total", source="stream") - before == 4
+    # The corrupt record is kept whole, with its exact bytes.
+    records, _ = backup_records(env["s3"], env["backup"].bucket)
+    assert [r["reason"] for r in records] == ["decode_error"]
+    assert records[0]["origin"]["partition_key"] == "d"
+    # Read again from the start (as after a lost checkpoint): the same ids, so nothing is indexed twice.
+    env["ddb"].delete_table(TableName=env["table"])
+    await run_worker_until(env["cfg"](log_type="vpc_flow"), lambda: _all_checkpointed(env), timeout=60, settle=1.0)
+    assert count(env["os"], env["prefix"]) == len(lines)
+
+
+def _all_checkpointed(env: dict[str, Any]) -> bool:
+    try:
+        table = leases(env["ddb"], env["table"])
+    except Exception:
+        return False
+    return bool(table) and all(lease["checkpoint"] and lease["checkpoint"].isdigit() for lease in table.values())

@@ -1,0 +1,74 @@
+"""Helpers for the Kinesis tests: streams, configs, and reading the lease table and the index."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.support import make_config
+from worker.config import Config
+
+
+def create_stream(kinesis: Any, name: str, shards: int, timeout: float = 30.0) -> str:
+    """Create a stream and wait until it is ACTIVE; its ARN."""
+    kinesis.create_stream(StreamName=name, ShardCount=shards)
+    deadline = time.monotonic() + timeout
+    while True:
+        desc = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+        if desc["StreamStatus"] == "ACTIVE":
+            return str(desc["StreamARN"])
+        if time.monotonic() > deadline:
+            raise AssertionError(f"stream {name} not ACTIVE after {timeout} s")
+        time.sleep(0.2)
+
+
+def kinesis_config(*, aws_endpoint: str, opensearch_url: str, backup: Any, prefix: str, stream: str,
+                   lease_table: str, **source: Any) -> Config:
+    """A worker config with one `kinesis` source named `stream` and short lease timings."""
+    src: dict[str, Any] = {"type": "kinesis", "stream": stream, "lease_table": lease_table,
+                           "lease_duration": 3.0, "idle_interval": 0.3, "checkpoint_interval": 0.5,
+                           "shard_sync_interval": 5.0}
+    src.update(source)
+    return make_config(aws_endpoint=aws_endpoint, opensearch_url=opensearch_url, queue_url="",
+                       backup_bucket=backup.bucket, replay_queue_url=backup.replay_queue_url, index_prefix=prefix,
+                       sources={"stream": src})
+
+
+def leases(ddb: Any, table: str) -> dict[str, dict[str, Any]]:
+    """shard id -> {owner, checkpoint, counter, parents} as the lease table holds them now."""
+    out: dict[str, dict[str, Any]] = {}
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    while True:
+        resp = ddb.scan(**kwargs)
+        for item in resp.get("Items", []):
+            out[item["shard_id"]["S"]] = {
+                "owner": item.get("owner", {}).get("S"),
+                "checkpoint": item.get("checkpoint", {}).get("S"),
+                "counter": int(item["counter"]["N"]),
+                "parents": [p["S"] for p in item.get("parents", {}).get("L", [])],
+            }
+        if not resp.get("LastEvaluatedKey"):
+            return out
+        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+
+def docs_of(client: Any, prefix: str) -> list[dict[str, Any]]:
+    """Every document under `prefix` (all log types), with `_id` and `_source`, read with a scroll."""
+    pattern = f"{prefix}-*"
+    if not client.indices.exists(index=pattern):
+        return []
+    client.indices.refresh(index=pattern)
+    out: list[dict[str, Any]] = []
+    resp = client.search(index=pattern, body={"query": {"match_all": {}}, "size": 1000}, scroll="1m")
+    while resp["hits"]["hits"]:
+        out.extend(resp["hits"]["hits"])
+        resp = client.scroll(scroll_id=resp["_scroll_id"], scroll="1m")
+    return out
+
+
+def count(client: Any, prefix: str) -> int:
+    pattern = f"{prefix}-*"
+    if not client.indices.exists(index=pattern):
+        return 0
+    client.indices.refresh(index=pattern)
+    return int(client.count(index=pattern)["count"])
