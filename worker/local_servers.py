@@ -100,6 +100,21 @@ def _http_answers(url: str, timeout: float = 1.0) -> bool:
     return True
 
 
+def _wait_stopped(pid: int, timeout: float = 2.0) -> None:
+    """SIGSTOP takes effect when the kernel next schedules the process; on a loaded machine a request sent
+    right after `kill` could still be answered. Wait until /proc shows the process stopped (Linux only)."""
+    stat = Path(f"/proc/{pid}/stat")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return
+        if state in ("T", "t"):
+            return
+        time.sleep(0.005)
+
+
 class ManagedProcess:
     """A child process we started and must be able to end, by its pid, whatever state it is in.
 
@@ -195,6 +210,7 @@ class ManagedProcess:
         if self.running and not self._paused:
             os.kill(self.pid, signal.SIGSTOP)
             self._paused = True
+            _wait_stopped(self.pid)
 
     def resume(self) -> None:
         if self._paused and self.running:
