@@ -23,15 +23,16 @@ def create_stream(kinesis: Any, name: str, shards: int, timeout: float = 30.0) -
 
 
 def kinesis_config(*, aws_endpoint: str, opensearch_url: str, backup: Any, prefix: str, stream: str,
-                   lease_table: str, **source: Any) -> Config:
-    """A worker config with one `kinesis` source named `stream` and short lease timings."""
+                   lease_table: str, overrides: dict[str, Any] | None = None, **source: Any) -> Config:
+    """A worker config with one `kinesis` source named `stream` and short lease timings; `overrides` are
+    `make_config`'s (`opensearch__retry=...`), `source` the source's own keys."""
     src: dict[str, Any] = {"type": "kinesis", "stream": stream, "lease_table": lease_table,
                            "lease_duration": 3.0, "idle_interval": 0.3, "checkpoint_interval": 0.5,
                            "shard_sync_interval": 5.0}
     src.update(source)
     return make_config(aws_endpoint=aws_endpoint, opensearch_url=opensearch_url, queue_url="",
                        backup_bucket=backup.bucket, replay_queue_url=backup.replay_queue_url, index_prefix=prefix,
-                       sources={"stream": src})
+                       sources={"stream": src}, **(overrides or {}))
 
 
 def leases(ddb: Any, table: str) -> dict[str, dict[str, Any]]:

@@ -264,8 +264,9 @@ class KinesisSource(_Model):
     worker_id: str | None = None
     """This worker's name in the lease table; default host name, process id and a random suffix."""
     lease_duration: float = Field(10.0, ge=1.0)
-    """Seconds a lease stays valid without renewal: a dead worker's shards are taken over after about this
-    long. Leases are renewed every third of it and free or expired leases looked for every half of it."""
+    """Seconds a lease stays valid without renewal: a dead worker's shards are taken over after this long plus
+    up to half of it again. Leases are renewed every third of it; the table is scanned for free or expired
+    leases every quarter of it."""
     shard_sync_interval: float = Field(60.0, ge=1.0)
     """Seconds between listings of the stream's shards (new shards after a split or merge also trigger one)."""
     max_records: int = Field(10_000, ge=1, le=10_000)

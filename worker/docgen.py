@@ -13,7 +13,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from worker.config import Config, ReplaySource, SqsS3Source
+from worker.config import Config, KinesisSource, ReplaySource, SqsS3Source
 
 INTRO = """# Configuration reference
 
@@ -88,7 +88,7 @@ def render() -> str:
         parts.append(f"| `{name}` | section | {_default(field)} | |")
         parts.extend(_rows(ann, f"{name}."))
     parts.append("\n## `sources`\n\nA mapping of source name -> source. The name labels metrics and logs.\n")
-    for model in (SqsS3Source, ReplaySource):
+    for model in (SqsS3Source, KinesisSource, ReplaySource):
         doc = (model.__doc__ or "").strip()
         source_type = get_args(model.model_fields["type"].annotation)[0]
         parts.append(f"\n### `type: {source_type}`\n\n{doc}\n\n{header}")

@@ -3,9 +3,10 @@
 Three loops per worker and source, all in this event loop:
 - renew (every third of `lease_duration`): bump the counter of each held lease; a lease whose renewal is
   refused, or that could not be renewed for a whole lease duration, is dropped and its reader abandoned at once;
-- take (every half of `lease_duration`): list the shards now and then (new leases for new shards), then
-  claim free or expired leases up to this worker's share (`ceil(leases / live workers)`), or, when none is
-  free and the fleet is uneven, steal one lease from the most loaded worker;
+- take (every quarter of `lease_duration`, so a dead worker's shards move within about 1.5 lease durations):
+  list the shards now and then (new leases for new shards), then claim free or expired leases up to this
+  worker's share (`ceil(leases / live workers)`), or, when none is free and the fleet is uneven, steal one
+  lease from the most loaded worker (`plan_takes`);
 - one reader per held lease (`ShardReader`). A shard becomes eligible only when every parent shard's lease
   is checkpointed at SHARD_END (or is gone), so records of one partition key are read in order across splits
   and merges.
@@ -17,13 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import random
 import secrets
 import socket
 import time
-from collections import Counter
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -33,7 +32,7 @@ from worker.aws import AwsClients
 from worker.config import KinesisSource
 from worker.dead_letters import DeadLetters
 from worker.pipeline import Pipeline
-from worker.sources.kinesis_leases import ExpiryClock, Lease, LeaseLost, LeaseTable
+from worker.sources.kinesis_leases import ExpiryClock, Lease, LeaseLost, LeaseTable, plan_takes
 from worker.sources.kinesis_reader import ShardReader
 from worker.sources.kinesis_records import RecordIngester
 
@@ -88,7 +87,7 @@ class KinesisSourceRunner:
                      worker_id=self.worker_id, lease_table=self.cfg.lease_table)
             renewer = asyncio.create_task(self._every(self.cfg.lease_duration / 3, self._renew_all, stop),
                                           name=f"{self.name}-renew")
-            taker = asyncio.create_task(self._every(self.cfg.lease_duration / 2, self._take_round, stop),
+            taker = asyncio.create_task(self._every(self.cfg.lease_duration / 4, self._take_round, stop),
                                         name=f"{self.name}-take")
             try:
                 await stop.wait()
@@ -192,7 +191,8 @@ class KinesisSourceRunner:
             self._sync_due = now + self.cfg.shard_sync_interval
         now = time.monotonic()
         self.clock.observe(leases, now)
-        for lease in self._choose(leases, now):
+        plan = plan_takes(leases, set(self.readers), self.worker_id, lambda lease: self.clock.expired(lease, now))
+        for lease in plan:
             taken = await self.table.take(lease, self.worker_id)
             if taken is None:
                 continue
@@ -202,32 +202,6 @@ class KinesisSourceRunner:
             log.info("kinesis_lease_taken", source=self.name, shard=taken.shard_id, how=event,
                      previous_owner=lease.owner, checkpoint=taken.checkpoint)
             self._start_reader(taken)
-
-    def _choose(self, leases: list[Lease], now: float) -> list[Lease]:
-        """The leases to claim this round: free or expired ones up to our share, else one stolen to balance."""
-        by_shard = {lease.shard_id: lease for lease in leases}
-        eligible = [lease for lease in leases if not lease.finished and _parents_done(lease, by_shard)]
-        mine = sum(1 for lease in eligible if lease.key in self.readers)
-        others: Counter[str] = Counter(
-            lease.owner for lease in eligible
-            if lease.owner and lease.owner != self.worker_id and not self.clock.expired(lease, now))
-        target = math.ceil(len(eligible) / (len(others) + 1)) if eligible else 0
-        need = target - mine
-        if need <= 0:
-            return []
-        available = [lease for lease in eligible if lease.key not in self.readers and (
-            lease.owner is None or lease.owner == self.worker_id or self.clock.expired(lease, now))]
-        random.shuffle(available)
-        available.sort(key=lambda lease: lease.owner is not None)  # free ones first, then expired
-        if available:
-            return available[:need]
-        if not others:
-            return []
-        victim, load = others.most_common(1)[0]
-        if load > target or (load == target and need > 1):
-            theirs = [lease for lease in eligible if lease.owner == victim]
-            return [random.choice(theirs)]
-        return []
 
     def _start_reader(self, lease: Lease) -> None:
         ingester = RecordIngester(self.name, self.cfg, lease.shard_id, self.region, self.pipeline,
@@ -282,10 +256,3 @@ class KinesisSourceRunner:
         log.info("kinesis_source_stopped", source=self.name, released=len(readers))
 
 
-def _parents_done(lease: Lease, by_shard: dict[str, Lease]) -> bool:
-    """Every parent read to its end (or no longer listed: trimmed from the stream long ago)."""
-    for parent in lease.parents:
-        parent_lease = by_shard.get(parent)
-        if parent_lease is not None and not parent_lease.finished:
-            return False
-    return True

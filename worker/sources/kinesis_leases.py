@@ -17,8 +17,12 @@ Expiry needs no synchronised clocks: a lease is expired when its counter has not
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 import re
 import secrets
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +84,48 @@ class ExpiryClock:
             return False
         seen = self._seen.get(lease.key)
         return seen is not None and now - seen.since >= self.lease_duration
+
+
+def plan_takes(leases: list[Lease], held: set[str], worker_id: str, expired: Callable[[Lease], bool]) -> list[Lease]:
+    """The leases a worker should claim now: free or expired ones up to its share, else one stolen to balance.
+
+    Only eligible leases count: not finished, and every parent finished (or gone), so a child shard waits for
+    its parents. Live workers are the owners of unexpired eligible leases, plus this one; the share is
+    `ceil(eligible / live workers)`. Stealing happens only when nothing is free, at most one lease per round,
+    from the most loaded worker, and only when that makes the fleet more even: the victim holds more than
+    the share, or exactly the share while this worker is short by more than one (so 2-1-1 over 4 shards is
+    stable, and 2-2-0 becomes 2-1-1).
+    """
+    by_shard = {lease.shard_id: lease for lease in leases}
+    eligible = [lease for lease in leases if not lease.finished and parents_done(lease, by_shard)]
+    mine = sum(1 for lease in eligible if lease.key in held)
+    others: Counter[str] = Counter(
+        lease.owner for lease in eligible if lease.owner and lease.owner != worker_id and not expired(lease))
+    target = math.ceil(len(eligible) / (len(others) + 1)) if eligible else 0
+    need = target - mine
+    if need <= 0:
+        return []
+    available = [lease for lease in eligible if lease.key not in held and (
+        lease.owner is None or lease.owner == worker_id or expired(lease))]
+    random.shuffle(available)
+    available.sort(key=lambda lease: lease.owner is not None)  # free ones first, then expired
+    if available:
+        return available[:need]
+    if not others:
+        return []
+    victim, load = others.most_common(1)[0]
+    if load > target or (load == target and need > 1):
+        return [random.choice([lease for lease in eligible if lease.owner == victim])]
+    return []
+
+
+def parents_done(lease: Lease, by_shard: dict[str, Lease]) -> bool:
+    """Every parent read to its end (or no longer listed: trimmed from the stream long ago)."""
+    for parent in lease.parents:
+        parent_lease = by_shard.get(parent)
+        if parent_lease is not None and not parent_lease.finished:
+            return False
+    return True
 
 
 def _conditional_failed(exc: ClientError) -> bool:
