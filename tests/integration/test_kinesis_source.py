@@ -27,7 +27,8 @@ def env(aws_endpoint: str, opensearch_url: str, boto: Any, backup: Any, unique_n
         "s3": boto.client("s3"), "os": os_client(opensearch_url), "prefix": prefix, "stream": stream,
         "table": table, "backup": backup,
         "cfg": lambda **src: kinesis_config(aws_endpoint=aws_endpoint, opensearch_url=opensearch_url,
-                                            backup=backup, prefix=prefix, stream=stream, lease_table=table, **src),
+                                            backup=backup, prefix=prefix, lease_table=table,
+                                            **{"stream": stream, **src}),
     }
 
 
@@ -134,3 +135,25 @@ def _all_checkpointed(env: dict[str, Any]) -> bool:
     except Exception:
         return False
     return bool(table) and all(lease["checkpoint"] and lease["checkpoint"].isdigit() for lease in table.values())
+
+
+async def test_a_stream_in_another_account_through_an_assumed_role(env: dict[str, Any], aws_endpoint: str) -> None:
+    """The stream lives in account 111111111111; the worker assumes a role there (STS) to read it, while the lease
+    table stays in the worker's own account. Without the role the stream does not exist for the worker."""
+    import boto3
+
+    other = "111111111111"
+    role = f"arn:aws:iam::{other}:role/sluice-reader"
+    creds = boto3.client("sts", endpoint_url=aws_endpoint).assume_role(
+        RoleArn=role, RoleSessionName="test-producer")["Credentials"]
+    theirs = boto3.client("kinesis", endpoint_url=aws_endpoint, aws_access_key_id=creds["AccessKeyId"],
+                          aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+    arn = create_stream(theirs, env["stream"], 1)
+    assert f":{other}:" in arn
+    lines = list(vpc_flow_lines(30, seed=21))[1:]
+    theirs.put_record(StreamName=env["stream"], PartitionKey="a", Data="\n".join(lines).encode())
+
+    await run_worker_until(env["cfg"](stream=arn, role_arn=role, log_type="vpc_flow"),
+                           lambda: count(env["os"], env["prefix"]) >= len(lines), timeout=60, settle=1.0)
+    assert count(env["os"], env["prefix"]) == len(lines)
+    assert list(leases(env["ddb"], env["table"])) == ["shardId-000000000000"]  # in our account's table

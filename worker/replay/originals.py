@@ -11,7 +11,7 @@ from typing import Any
 
 from worker import telemetry as m
 from worker.aws import AwsClients
-from worker.config import Config, SqsS3Source
+from worker.config import Config, KinesisSource, SqsS3Source
 from worker.dead_letters import DeadLetters
 from worker.model import Origin
 from worker.parsers import ParseContext
@@ -42,7 +42,7 @@ class Originals:
         found = self._ingesters.get(source)
         if found is None:
             scfg = self.config.sources.get(source)
-            settings = (settings_of(scfg, self.config.pipeline) if isinstance(scfg, SqsS3Source)
+            settings = (settings_of(scfg, self.config.pipeline) if isinstance(scfg, SqsS3Source | KinesisSource)
                         else ObjectSettings(chunk_size=self.config.pipeline.read_chunk_bytes))
             found = self._ingesters[source] = ObjectIngester(source, settings, self.aws, self.pipeline,
                                                              self.dead_letters)

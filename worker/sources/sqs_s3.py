@@ -12,7 +12,7 @@ import asyncio
 
 from worker import telemetry as m
 from worker.aws import AwsClients
-from worker.config import PipelineConfig, SqsS3Source
+from worker.config import KinesisSource, PipelineConfig, SqsS3Source
 from worker.dead_letters import DeadLetters
 from worker.model import AckSet, DeadLetter, Origin
 from worker.pipeline import Pipeline
@@ -71,8 +71,9 @@ class SqsS3SourceRunner:
                         receive_count=msg.receive_count)
         return ok
 
-def settings_of(cfg: SqsS3Source, pipeline_cfg: PipelineConfig) -> ObjectSettings:
-    """The per-object part of a `sqs_s3` source's config (also what `sluice backfill` reads objects with)."""
+def settings_of(cfg: SqsS3Source | KinesisSource, pipeline_cfg: PipelineConfig) -> ObjectSettings:
+    """The per-object part of a source's config (also what `sluice backfill` reads objects with, and what
+    `sluice replay` parses a source's dead-lettered records with)."""
     return ObjectSettings(log_type=cfg.log_type, keep_original=cfg.keep_original, parser_options=cfg.parser_options,
                           fallback_log_type=cfg.fallback_log_type, chunk_size=pipeline_cfg.read_chunk_bytes)
 
