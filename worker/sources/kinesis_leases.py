@@ -192,12 +192,6 @@ class LeaseTable:
                 return leases
             kwargs["ExclusiveStartKey"] = last
 
-    async def get(self, shard_id: str) -> Lease | None:
-        resp = await self.ddb.get_item(TableName=self.table, Key={"lease_key": {"S": self.key_of(shard_id)}},
-                                       ConsistentRead=True)
-        item = resp.get("Item")
-        return _from_item(item) if item else None
-
     async def create(self, shard_id: str, parents: tuple[str, ...], checkpoint: str) -> bool:
         """Add a free lease for a newly seen shard; False when some worker already added it."""
         item: dict[str, Any] = {
