@@ -6,6 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint unit integration bench clean
 
+# kinesis-mock (npm `kinesis-local`) for the Kinesis resharding tests: moto's resharding is wrong.
+KINESIS_LOCAL := tools/kinesis-local/node_modules/.package-lock.json
+
+$(KINESIS_LOCAL): tools/kinesis-local/package-lock.json
+	npm ci --prefix tools/kinesis-local --no-audit --no-fund --silent
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
@@ -15,7 +21,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/sluice demo
 
-test: $(STAMP)
+test: $(STAMP) $(KINESIS_LOCAL)
 	$(VENV)/bin/ruff check worker tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests
@@ -27,7 +33,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(VENV)/bin/python -m pytest -q tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) $(KINESIS_LOCAL)
 	$(VENV)/bin/python -m pytest -q tests/integration tests/faults
 
 bench: $(STAMP)

@@ -177,6 +177,26 @@ def _revive_session_servers() -> Iterator[None]:
             server.start()
 
 
+@pytest.fixture(scope="session")
+def kinesis_local(backend_kind: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """kinesis-mock (npm `kinesis-local`), for resharding: moto keeps writing to a closed parent shard.
+
+    Skipped when `npm ci --prefix tools/kinesis-local` has not been run, except under CI, where a missing
+    install is a failure (the Makefile installs it).
+    """
+    from tests.kinesis_local import KinesisLocal, KinesisLocalMissing
+
+    try:
+        # 0.3 s in CREATING/UPDATING: long enough to see on a loaded machine, short enough to be cheap.
+        server = KinesisLocal(delay=0.3, log_dir=Path(tmp_path_factory.mktemp("kinesis-local")))
+    except KinesisLocalMissing as e:
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false"):
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+    with server:
+        yield server
+
+
 @pytest.fixture
 def private_opensearch(backend_kind: Backend, tmp_path: Path) -> Iterator[OsmemProcess]:
     """An osmem for one test alone (~20 ms to start), to stop, pause or kill without hurting others."""
