@@ -227,7 +227,7 @@ def _localstack_url() -> Iterator[str]:
     port = free_port()
     container = (
         LocalStackContainer(image=LOCALSTACK_IMAGE, region_name=AWS_REGION)
-        .with_services("s3", "sqs", "sts")
+        .with_services("s3", "sqs", "sts", "kinesis", "dynamodb", "logs")
         .with_bind_ports(4566, port)
         .with_env("SQS_ENDPOINT_STRATEGY", "path")
         .with_env("LOCALSTACK_HOST", f"127.0.0.1:{port}")

@@ -157,3 +157,24 @@ async def test_a_stream_in_another_account_through_an_assumed_role(env: dict[str
                            lambda: count(env["os"], env["prefix"]) >= len(lines), timeout=60, settle=1.0)
     assert count(env["os"], env["prefix"]) == len(lines)
     assert list(leases(env["ddb"], env["table"])) == ["shardId-000000000000"]  # in our account's table
+
+
+async def test_cloudfront_real_time_log_records(env: dict[str, Any]) -> None:
+    """CloudFront real-time logs arrive on Kinesis one request per record; the source names the type."""
+    from worker.parsers.cloudfront_realtime import PARSER
+
+    create_stream(env["kinesis"], env["stream"], 1)
+    example = PARSER.example
+    for i in range(5):
+        env["kinesis"].put_record(StreamName=env["stream"], PartitionKey=f"edge-{i}",
+                                  Data=example.replace("1591112398.123", f"1591112398.{i:03d}").encode())
+    written = metric("sluice_kinesis_checkpoints_total", source="stream", outcome="written")
+    await run_worker_until(env["cfg"](log_type="cloudfront_realtime"),
+                           lambda: count(env["os"], env["prefix"]) >= 5, timeout=60, settle=1.0)
+    docs = docs_of(env["os"], env["prefix"])
+    assert len(docs) == 5 and all("cloudfront_realtime" in d["_index"] for d in docs)
+    assert {d["_source"]["source"]["ip"] for d in docs} == {"198.51.100.23"}
+    assert sorted(d["_source"]["@timestamp"] for d in docs)[0].startswith("2020-06-02T15:39:58.000")
+    # Metrics: checkpoints were written, and a stopped worker holds no lease.
+    assert metric("sluice_kinesis_checkpoints_total", source="stream", outcome="written") > written
+    assert metric("sluice_kinesis_leases_held", source="stream") == 0
