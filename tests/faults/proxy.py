@@ -22,6 +22,9 @@ Modes (`set(mode, share=..., status=...)`):
   `Content-Length` kept right) and a 429 `es_rejected_execution_exception` result is put in their place in
   the response, in order, shaped by the request's `filter_path` as OpenSearch would.
 
+- `throttle_get_records`: in front of Kinesis instead: a share of GetRecords calls (by `X-Amz-Target`) is
+  answered 400 `ProvisionedThroughputExceededException`, as Kinesis does past 5 calls or 2 MB a second per shard.
+
 Request-level faults (`cut`, `status`, `throttle_items`) touch only `_bulk` requests, so a worker can still
 start (index templates) and health checks still pass; connection-level ones (`refuse`, `stall`) hit everything.
 
@@ -55,8 +58,8 @@ import orjson
 
 from worker.local_servers import free_port
 
-Mode = Literal["pass", "refuse", "stall", "cut", "status", "throttle_items"]
-MODES: tuple[str, ...] = ("pass", "refuse", "stall", "cut", "status", "throttle_items")
+Mode = Literal["pass", "refuse", "stall", "cut", "status", "throttle_items", "throttle_get_records"]
+MODES: tuple[str, ...] = ("pass", "refuse", "stall", "cut", "status", "throttle_items", "throttle_get_records")
 
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
                          "upgrade", "content-length", "host", "accept-encoding"})
@@ -237,6 +240,10 @@ class _Request:
     @property
     def is_bulk(self) -> bool:
         return self.method in ("POST", "PUT") and self.path.rstrip("/").endswith("/_bulk")
+
+    @property
+    def is_get_records(self) -> bool:
+        return (self.header("x-amz-target") or "").endswith(".GetRecords")
 
     @property
     def filter_path(self) -> str | None:
@@ -477,6 +484,11 @@ class FaultProxy:
             self._count(f"status_{fault.status}")
             resp = _Response(fault.status, [("Content-Type", "application/json; charset=UTF-8")],
                              error_body(fault.status))
+        elif fault.mode == "throttle_get_records" and req.is_get_records and self._rng.random() < fault.share:
+            self._count("get_records_throttled")
+            resp = _Response(400, [("Content-Type", "application/x-amz-json-1.1")], orjson.dumps({
+                "__type": "ProvisionedThroughputExceededException",
+                "message": "Rate exceeded for shard in stream (fault proxy)"}))
         elif fault.mode == "throttle_items" and req.is_bulk:
             resp = await self._throttle_items(req, fault.share)
         else:
