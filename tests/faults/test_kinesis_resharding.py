@@ -120,3 +120,39 @@ async def test_split_while_writing_keeps_every_record_and_per_key_order(
         assert table_now[child]["checkpoint"].isdigit()
     print(f"\n{len(written)} records ({sum(1 for s, *_ in written if s == parent)} before the split), "
           f"{len(docs)} documents, per-key order kept across {parent} -> {sorted(children)}")
+
+
+async def test_an_expired_iterator_is_replaced(kinesis_local: Any, aws_endpoint: str, opensearch_url: str,
+                                               backup: Any, unique_name: Any) -> None:
+    """An iterator older than 5 minutes (the server's clock moved on) is replaced by one after the last record read;
+    nothing is skipped or read twice."""
+    from tests.support import metric
+
+    kinesis = boto3.client("kinesis", endpoint_url=kinesis_local.endpoint_url, region_name=AWS_REGION,
+                           aws_access_key_id=DUMMY_AWS_ENV["AWS_ACCESS_KEY_ID"],
+                           aws_secret_access_key=DUMMY_AWS_ENV["AWS_SECRET_ACCESS_KEY"])
+    client = os_client(opensearch_url)
+    stream, table, prefix = unique_name("expire"), unique_name("expire-leases"), unique_name("expire")
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    await wait_for(lambda: kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"][
+        "StreamStatus"] == "ACTIVE", 20, "the stream ACTIVE")
+    for n in range(10):
+        kinesis.put_record(StreamName=stream, PartitionKey="k", Data=f"before n={n}".encode())
+    cfg = kinesis_config(aws_endpoint=aws_endpoint, opensearch_url=opensearch_url, backup=backup, prefix=prefix,
+                         stream=stream, lease_table=table, log_type="generic", idle_interval=2.0,
+                         overrides={"aws__endpoints": {"kinesis": kinesis_local.endpoint_url}})
+    expired = metric("sluice_kinesis_read_errors_total", source="stream", reason="expired_iterator")
+    worker = Worker(cfg)
+    task = asyncio.create_task(worker.run(install_signals=False))
+    try:
+        await wait_for(lambda: count(client, prefix) == 10, 30, "the first records indexed")
+        kinesis_local.advance_clock(301)  # the iterator the idle reader holds is now past its 5 minutes
+        for n in range(10):
+            kinesis.put_record(StreamName=stream, PartitionKey="k", Data=f"after n={n}".encode())
+        await wait_for(lambda: count(client, prefix) == 20, 30, "the later records indexed")
+        assert metric("sluice_kinesis_read_errors_total", source="stream", reason="expired_iterator") > expired
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(task, 30)
+    await asyncio.sleep(1.0)
+    assert count(client, prefix) == 20

@@ -178,3 +178,31 @@ async def test_cloudfront_real_time_log_records(env: dict[str, Any]) -> None:
     # Metrics: checkpoints were written, and a stopped worker holds no lease.
     assert metric("sluice_kinesis_checkpoints_total", source="stream", outcome="written") > written
     assert metric("sluice_kinesis_leases_held", source="stream") == 0
+
+
+async def test_latest_skips_what_the_stream_held_before_the_first_start(env: dict[str, Any]) -> None:
+    """`initial_position: LATEST` starts new shards at the tip; once checkpointed, a restart resumes there."""
+    create_stream(env["kinesis"], env["stream"], 1)
+    lines = list(vpc_flow_lines(30, seed=23))[1:]
+    env["kinesis"].put_record(StreamName=env["stream"], PartitionKey="old", Data="\n".join(lines[:10]).encode())
+    cfg = env["cfg"](log_type="vpc_flow", initial_position="LATEST")
+
+    def put_new() -> bool:
+        # Written only once the worker holds the lease (its iterator then points past the old record).
+        if not leases(env["ddb"], env["table"]) or not any(
+                lease["owner"] for lease in leases(env["ddb"], env["table"]).values()):
+            return False
+        if not state["put"]:
+            env["kinesis"].put_record(StreamName=env["stream"], PartitionKey="new",
+                                      Data="\n".join(lines[10:20]).encode())
+            state["put"] = True
+        return count(env["os"], env["prefix"]) >= 10
+
+    state = {"put": False}
+    await run_worker_until(cfg, put_new, timeout=60, settle=1.0)
+    assert count(env["os"], env["prefix"]) == 10
+    # Restarted: the checkpoint, not LATEST, decides; a record written while no worker ran is read.
+    env["kinesis"].put_record(StreamName=env["stream"], PartitionKey="later", Data="\n".join(lines[20:]).encode())
+    await run_worker_until(cfg, lambda: count(env["os"], env["prefix"]) >= 20, timeout=60, settle=1.0)
+    ips = sorted(d["_source"]["source"]["ip"] for d in docs_of(env["os"], env["prefix"]))
+    assert ips == sorted(line.split()[3] for line in lines[10:])
