@@ -159,6 +159,80 @@ class DeadLetterConfig(_Model):
     delivered, so their message is redelivered instead of acknowledged with the data nowhere."""
 
 
+def _check_regex(value: str, where: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"{where}: invalid regular expression {value!r}: {exc}") from None
+    return value
+
+
+class MultilineConfig(_Model):
+    """How consecutive lines are joined into one event (a stack trace, a multi-line SQL statement)."""
+
+    type: Literal["pattern", "count", "while_pattern"] = "pattern"
+    """`pattern`: a line matching `pattern` (or not matching, with `negate`) belongs to the line before it
+    (`match: after`) or after it (`match: before`); `count`: every `count_lines` lines are one event;
+    `while_pattern`: consecutive lines matching `pattern` (not matching, with `negate`) are one event."""
+    pattern: str | None = None
+    """Regular expression (Python syntax) tested on each line; required by `pattern` and `while_pattern`."""
+    negate: bool = False
+    """Invert `pattern`: the lines that do NOT match are the continuation lines."""
+    match: Literal["after", "before"] = "after"
+    """`after`: continuation lines are appended to the line before them (Java stack traces); `before`: lines are
+    held until a line that is not a continuation ends the event (a trailing `\\` continues a line)."""
+    count_lines: int | None = Field(None, ge=1)
+    """Lines per event for `type: count`."""
+    max_lines: int = Field(500, ge=1)
+    """Lines of one event at most: an event that reaches it is emitted, and the next line starts a new event
+    (nothing is dropped; the split is counted)."""
+    max_bytes: int = Field(10 << 20, ge=1024)
+    """Bytes of one event at most, handled like `max_lines`."""
+    timeout: float = Field(5.0, gt=0)
+    """Seconds without a new line after which a pending event is emitted, for sources whose lines trickle in
+    (an S3 object or a message ends its pending event at its end anyway)."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> MultilineConfig:
+        if self.type in ("pattern", "while_pattern"):
+            if not self.pattern:
+                raise ValueError(f"multiline type {self.type} needs pattern")
+            _check_regex(self.pattern, "pattern")
+        if self.type == "count" and self.count_lines is None:
+            raise ValueError("multiline type count needs count_lines")
+        return self
+
+
+class ProcessingConfig(_Model):
+    """What is done to a source's events before they are parsed and indexed (the knobs Elastic Serverless
+    Forwarder and Filebeat users rely on)."""
+
+    include: list[str] = []
+    """Regular expressions; when any is given, only events matching one of them are kept."""
+    exclude: list[str] = []
+    """Regular expressions; events matching one are dropped (exclude wins over include). Dropped events are
+    counted (`sluice_events_excluded_total`), never dead-lettered."""
+    multiline: MultilineConfig | None = None
+    """Join lines into events before filtering and parsing (see `MultilineConfig`)."""
+    json_content_type: Literal["disabled", "ndjson", "single", "auto"] = "disabled"
+    """How JSON content is split into events: `ndjson` one document per line; `single` the whole object or
+    message is one document; `auto` detects it, including pretty-printed and concatenated documents;
+    `disabled` leaves framing to the log type."""
+    expand_event_list_from_field: str | None = None
+    """A field of each JSON event holding a list: every item becomes an event of its own (e.g. `Records`)."""
+    root_fields_to_add_to_expanded_event: Literal["all"] | list[str] = []
+    """With `expand_event_list_from_field`: root fields copied into every item (`all`, or a list of names)."""
+    tags: list[str] = []
+    """Added to every document's `tags`."""
+    fields: dict[str, Any] = {}
+    """Added to every document (dotted keys nest: `service.name: payments`); the document's own values win."""
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _regexes(cls, v: list[str]) -> list[str]:
+        return [_check_regex(x, "include/exclude") for x in v]
+
+
 class SqsS3Source(_Model):
     """S3 `ObjectCreated` notifications on an SQS queue (direct, via SNS, or from EventBridge). Each object is
     streamed, decompressed (gzip, zstd, bzip2 or none, sniffed from its bytes), parsed and indexed; the
@@ -166,6 +240,10 @@ class SqsS3Source(_Model):
 
     type: Literal["sqs_s3"]
     """Source type."""
+    processing: ProcessingConfig = ProcessingConfig()
+    """Filters, multiline, JSON events, expansion, tags and fields for this source's events."""
+    index: str | None = None
+    """Index name pattern for this source's documents instead of `opensearch.index` (same placeholders)."""
     queue_url: str
     """The SQS queue receiving the notifications."""
     log_type: str = "auto"
@@ -186,6 +264,52 @@ class SqsS3Source(_Model):
     fallback_log_type: str | None = None
     """Log type for objects neither the key nor the content identifies (e.g. `generic`, which keeps every
     line as a document). Unset: such objects are copied whole to the backup bucket as `unknown_log_type`."""
+
+    @field_validator("log_type")
+    @classmethod
+    def _known_log_type(cls, v: str) -> str:
+        if v != "auto" and v not in log_types():
+            raise ValueError(f"unknown log type {v!r}; one of auto, {', '.join(log_types())}")
+        return v
+
+    @field_validator("fallback_log_type")
+    @classmethod
+    def _known_fallback(cls, v: str | None) -> str | None:
+        if v is not None and v not in log_types():
+            raise ValueError(f"unknown log type {v!r}; one of {', '.join(log_types())}")
+        return v
+
+
+class SqsSource(_Model):
+    """Log lines carried in SQS message bodies (plain text, base64, or gzip/zstd, detected), one or more lines
+    per message, e.g. from an application or a Lambda that forwards events. Document ids come from the message
+    id and the line's offset; a message is deleted only after every document from it is indexed or
+    dead-lettered."""
+
+    type: Literal["sqs"]
+    """Source type."""
+    processing: ProcessingConfig = ProcessingConfig()
+    """Filters, multiline, JSON events, expansion, tags and fields for this source's events."""
+    index: str | None = None
+    """Index name pattern for this source's documents instead of `opensearch.index` (same placeholders)."""
+    queue_url: str
+    """The SQS queue carrying the log lines."""
+    log_type: str = "auto"
+    """`auto`: each message's content decides; or a fixed log type (e.g. `generic` for application logs)."""
+    parser_options: dict[str, Any] = {}
+    """Options passed to the parser (see docs/log-types.md)."""
+    fallback_log_type: str | None = "generic"
+    """Log type for messages whose content matches no parser; unset: they are dead-lettered whole."""
+    keep_original: bool = False
+    """Keep each raw line as `event.original`."""
+    max_in_flight: int = Field(20, ge=1)
+    """Messages being processed at once."""
+    wait_time: int = Field(20, ge=0, le=20)
+    """SQS long-poll seconds."""
+    visibility_timeout: int = Field(120, ge=10, le=43200)
+    """Visibility set on receive and extended while a message is still in flight."""
+    retry_visibility: int = Field(30, ge=0, le=43200)
+    """Visibility given to a nacked message, so SQS redelivers it after this many seconds."""
 
     @field_validator("log_type")
     @classmethod
@@ -235,6 +359,10 @@ class KinesisSource(_Model):
 
     type: Literal["kinesis"]
     """Source type."""
+    processing: ProcessingConfig = ProcessingConfig()
+    """Filters, multiline, JSON events, expansion, tags and fields for this source's events."""
+    index: str | None = None
+    """Index name pattern for this source's documents instead of `opensearch.index` (same placeholders)."""
     stream: str
     """Stream name, or its ARN (for a stream in another account, with `role_arn`)."""
     lease_table: str = "sluice-kinesis-leases"
@@ -306,8 +434,8 @@ class KinesisSource(_Model):
         return self.stream.rsplit("/", 1)[-1] if self.stream.startswith("arn:") else self.stream
 
 
-SourceConfig = Annotated[SqsS3Source | ReplaySource | KinesisSource, Field(discriminator="type")]
-SOURCE_TYPES = ("sqs_s3", "replay", "kinesis")
+SourceConfig = Annotated[SqsS3Source | SqsSource | KinesisSource | ReplaySource, Field(discriminator="type")]
+SOURCE_TYPES = ("sqs_s3", "sqs", "kinesis", "replay")
 
 
 class PipelineConfig(_Model):

@@ -13,7 +13,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from worker.config import Config, KinesisSource, ReplaySource, SqsS3Source
+from worker.config import Config, KinesisSource, ReplaySource, SqsS3Source, SqsSource
 
 INTRO = """# Configuration reference
 
@@ -67,6 +67,10 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             nested.append((path, ann, field.description or ""))
             continue
+        optional = [a for a in get_args(ann) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if optional:  # `Section | None`: list the section's keys too
+            nested.append((path, optional[0], (field.description or "") + " Optional."))
+            continue
         desc = (field.description or "").replace("\n", " ")
         rows.append(f"| `{path}` | {_type_name(ann)} | {_default(field)} | {desc} |")
     out = rows
@@ -88,7 +92,7 @@ def render() -> str:
         parts.append(f"| `{name}` | section | {_default(field)} | |")
         parts.extend(_rows(ann, f"{name}."))
     parts.append("\n## `sources`\n\nA mapping of source name -> source. The name labels metrics and logs.\n")
-    for model in (SqsS3Source, KinesisSource, ReplaySource):
+    for model in (SqsS3Source, SqsSource, KinesisSource, ReplaySource):
         doc = (model.__doc__ or "").strip()
         source_type = get_args(model.model_fields["type"].annotation)[0]
         parts.append(f"\n### `type: {source_type}`\n\n{doc}\n\n{header}")
