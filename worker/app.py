@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from worker import telemetry as m
 from worker.aws import AwsClients
-from worker.config import Config, EnrichConfig, KinesisSource, ReplaySource, SqsS3Source
+from worker.config import Config, EnrichConfig, KinesisSource, ReplaySource, SqsS3Source, SqsSource
 from worker.dead_letters import DeadLetters
 from worker.pipeline import Pipeline
 from worker.sinks.opensearch import OpenSearchSink, build_client
@@ -145,6 +145,10 @@ class Worker:
             from worker.sources.replay import ReplaySourceRunner
 
             return ReplaySourceRunner(name, scfg, aws, pipeline, dead_letters, self.cfg)
+        if isinstance(scfg, SqsSource):
+            from worker.sources.sqs import SqsSourceRunner
+
+            return SqsSourceRunner(name, scfg, aws, pipeline, dead_letters)
         if isinstance(scfg, KinesisSource):
             from worker.sources.kinesis import KinesisSourceRunner
 

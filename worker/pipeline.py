@@ -147,6 +147,11 @@ class Pipeline:
         return stats
 
 
+async def single_chunk(data: bytes) -> AsyncIterator[bytes]:
+    """A unit that arrived whole (a Kinesis record, an SQS body) as the chunk stream `ingest` reads."""
+    yield data
+
+
 SNIFF_BYTES = 65536
 """Decoded bytes content sniffing looks at."""
 

@@ -13,7 +13,6 @@ exact bytes); it never holds the shard back.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +22,7 @@ from worker.dead_letters import DeadLetters
 from worker.decoding import DecodeError, FramingError
 from worker.model import AckSet, DeadLetter, Origin
 from worker.parsers import ParseContext
-from worker.pipeline import Pipeline, StreamParsers, UnknownLogType
+from worker.pipeline import Pipeline, StreamParsers, UnknownLogType, single_chunk
 from worker.sources.kinesis_kpl import KplError, deaggregate, is_aggregated
 
 log = m.get_logger("sluice.kinesis.records")
@@ -97,7 +96,7 @@ class RecordIngester:
             event["ingested"] = ingested
 
         try:
-            await self.pipeline.ingest(_single(data), origin, self.log_type, self.ctx, ack,
+            await self.pipeline.ingest(single_chunk(data), origin, self.log_type, self.ctx, ack,
                                        fallback_timestamp=arrived, fallback_log_type=self.fallback_log_type,
                                        parsers=self.parsers, annotate=annotate)
         except (DecodeError, FramingError) as exc:
@@ -112,10 +111,6 @@ class RecordIngester:
         await self.dead_letters.add(DeadLetter(
             reason, detail, origin, raw=data[:1 << 20].decode("utf-8", "replace"),
             extra={"raw_base64": base64.b64encode(data).decode()}), ack)
-
-
-async def _single(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 def _iso(value: datetime) -> str:

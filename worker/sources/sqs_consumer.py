@@ -28,6 +28,8 @@ class SqsMessage:
     receipt: str
     body: str
     receive_count: int
+    sent_at_ms: int | None = None
+    """SentTimestamp (epoch ms): the same on every delivery, so it can date records that carry no time."""
     received_at: float = field(default_factory=time.monotonic)
     extended_at: float = field(default_factory=time.monotonic)
 
@@ -115,12 +117,16 @@ class SqsConsumer:
     async def _receive(self, n: int) -> list[SqsMessage]:
         resp = await self.sqs.receive_message(
             QueueUrl=self.queue_url, MaxNumberOfMessages=n, WaitTimeSeconds=self.wait_time,
-            VisibilityTimeout=self.visibility_timeout, MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            VisibilityTimeout=self.visibility_timeout,
+            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
         )
         out = []
         for raw in resp.get("Messages", []):
-            count = int(raw.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-            out.append(SqsMessage(raw["MessageId"], raw["ReceiptHandle"], raw.get("Body", ""), count))
+            attrs = raw.get("Attributes", {})
+            count = int(attrs.get("ApproximateReceiveCount", "1"))
+            sent = attrs.get("SentTimestamp")
+            out.append(SqsMessage(raw["MessageId"], raw["ReceiptHandle"], raw.get("Body", ""), count,
+                                  int(sent) if sent and sent.isdigit() else None))
         if out:
             m.SQS_MESSAGES_RECEIVED.labels(self.source).inc(len(out))
         return out
