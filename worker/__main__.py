@@ -1,4 +1,4 @@
-"""`sluice` command line: run | demo | parse | check-config | setup | replay | backfill."""
+"""`sluice` command line: run | demo | parse | check-config | setup | replay | backfill | import-esf."""
 
 from __future__ import annotations
 
@@ -63,6 +63,12 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     return run_backfill(load_config(args.config), args)
 
 
+def _cmd_import_esf(args: argparse.Namespace) -> int:
+    from worker.import_esf import run_import
+
+    return run_import(args.config, args.output, keep_index_names=not args.sluice_index_names)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sluice", description="Move AWS service logs into OpenSearch.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -115,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--log-type", default="auto", help="log type of every object (default: route by key)")
     backfill.add_argument("--concurrency", type=int, default=8, help="objects read at once")
     backfill.set_defaults(func=_cmd_backfill)
+
+    esf = sub.add_parser("import-esf", help="convert an Elastic Serverless Forwarder config.yaml into a Sluice "
+                         "config (YAML on stdout, what did not map on stderr)")
+    esf.add_argument("config", help="the ESF config.yaml")
+    esf.add_argument("--output", "-o", default=None, help="write the Sluice config here instead of stdout")
+    esf.add_argument("--sluice-index-names", action="store_true",
+                     help="do not carry es_datastream_name over as the sources' index; use Sluice's index names")
+    esf.set_defaults(func=_cmd_import_esf)
 
     demo = sub.add_parser("demo", help="start local servers, ingest sample logs end to end, print what landed")
     demo.add_argument("--aws-endpoint", default=None,
