@@ -7,6 +7,7 @@ per-line awaits and per-line framing dominate the cost of a Python pipeline.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -14,14 +15,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 from worker import telemetry as m
 from worker.config import PipelineConfig
 from worker.dead_letters import DeadLetters
-from worker.decoding import JsonRecordsFramer, LineFramer, StreamDecoder
+from worker.decoding import FramingError, JsonRecordsFramer, LineFramer, StreamDecoder
 from worker.model import AckSet, DeadLetter, Document, Origin
 from worker.parsers import Emitted, Failed, ParseContext
 from worker.parsers.stream import StreamParser
 from worker.routing import sniff_log_type
 
 if TYPE_CHECKING:
+    from worker.config import ProcessingConfig
     from worker.enrich import Enricher
+    from worker.processing import Processor
 
 log = m.get_logger("sluice.pipeline")
 
@@ -46,6 +49,8 @@ class StreamStats:
     """Lines over `pipeline.max_line_bytes`: only their head is in their dead letter, so the object is kept too."""
     log_type: str = ""
     """The type the stream was parsed as (decided by content when the caller did not know)."""
+    excluded: int = 0
+    """Events dropped on purpose by the source's include / exclude patterns (counted, never dead-lettered)."""
 
 
 class StreamParsers:
@@ -96,7 +101,7 @@ class Pipeline:
     async def ingest(self, chunks: AsyncIterator[bytes], origin: Origin, log_type: str | None, ctx: ParseContext,
                      ack: AckSet, fallback_timestamp: str | None = None,
                      fallback_log_type: str | None = None, parsers: StreamParsers | None = None,
-                     annotate: Annotate | None = None) -> StreamStats:
+                     annotate: Annotate | None = None, processing: ProcessingConfig | None = None) -> StreamStats:
         """Read `chunks` to the end and hand every record to the sink or the dead letters.
 
         `log_type` None means "find out from the content" (the first 64 KiB decoded); when that fails too,
@@ -104,6 +109,8 @@ class Pipeline:
         submitted, so the caller can keep the object whole. `fallback_timestamp` (the object's LastModified)
         dates records that carry no time of their own, so their index, like their id, is the same on every
         redelivery. `parsers` (else a fresh parser per call) and `annotate` are for sources of many small units.
+        `processing` is the source's include / exclude, multiline, JSON event and tags / fields settings
+        (worker/processing); a multi-line event never spans two units.
 
         Raises DecodeError (after submitting everything decoded before the damage) so the caller can keep
         the whole object in the backup bucket; infrastructure errors from `chunks` propagate unchanged.
@@ -118,8 +125,15 @@ class Pipeline:
                 raise UnknownLogType(text[:512])
         stats.log_type = log_type
         stream = parsers.get(log_type) if parsers is not None else StreamParser(log_type, ctx)
+        proc = _processor(processing)
+        if proc is not None and proc.decorates:
+            annotate = _then(annotate, proc.decorate)
         emit = _Emitter(self, origin, ack, stats, fallback_timestamp, annotate)
-        if stream.framing == "lines":
+        if proc is not None and proc.handles_json:
+            await self._json_events(decoded, proc, stream, emit, log_type)
+        elif stream.framing == "lines" and proc is not None and proc.handles_lines:
+            await self._processed_lines(decoded, proc, stream, emit, log_type)
+        elif stream.framing == "lines":
             framer = LineFramer(self.cfg.max_line_bytes, report_invalid=True)
             async for data in decoded:
                 frames = framer.feed(data)
@@ -139,12 +153,90 @@ class Pipeline:
             async for data in decoded:
                 jframer.feed(data)
             records, errors = jframer.finish()
+            if proc is not None and proc.handles_lines:
+                kept = proc.records(records)
+                stats.excluded += len(records) - len(kept)
+                records = kept
             for start in range(0, len(records), PARSE_SLICE):
                 await emit.results(stream.process(records[start : start + PARSE_SLICE]))
             await emit.results(([], [(off, raw, log_type, f"invalid JSON: {why}") for off, raw, why in errors], 0))
         for lt, n in emit.per_type.items():
             m.DOCUMENTS_PARSED.labels(origin.source, lt).inc(n)
+        if proc is not None:
+            stats.excluded += proc.excluded
+            if stats.excluded:
+                m.EVENTS_EXCLUDED.labels(origin.source).inc(stats.excluded)
+            if proc.multiline_splits:
+                m.MULTILINE_SPLITS.labels(origin.source).inc(proc.multiline_splits)
         return stats
+
+    async def _processed_lines(self, decoded: AsyncIterator[bytes], proc: Processor, stream: StreamParser,
+                               emit: _Emitter, log_type: str) -> None:
+        """The line loop with the source's multiline and include / exclude between framing and parsing.
+
+        The multiline timeout is checked when a chunk arrives: if no line came for `multiline.timeout`, the
+        pending event is emitted on its own instead of being joined with the lines that come after the pause.
+        """
+        framer = LineFramer(self.cfg.max_line_bytes, report_invalid=True)
+        async for data in decoded:
+            now = time.monotonic()
+            if proc.expired(now):
+                await emit.results(stream.process(proc.flush()))
+            frames = proc.lines(framer.feed(data), now)
+            emit.invalid_utf8(framer.take_invalid())
+            for start in range(0, len(frames), PARSE_SLICE):
+                await emit.results(stream.process(frames[start : start + PARSE_SLICE]))
+            await emit.oversize(framer.take_oversize(), log_type)
+        frames = proc.lines(framer.finish(), time.monotonic()) + proc.finish()
+        emit.invalid_utf8(framer.take_invalid())
+        await emit.results(stream.process(frames))
+        await emit.oversize(framer.take_oversize(), log_type)
+        await emit.results(stream.finish())
+        await emit.keep_invalid_utf8(log_type)
+
+    async def _json_events(self, decoded: AsyncIterator[bytes], proc: Processor, stream: StreamParser,
+                           emit: _Emitter, log_type: str) -> None:
+        """`json_content_type`: the unit's whole text split into JSON events (then expanded) by the source's
+        settings instead of the log type's framing; bounded by `pipeline.max_document_bytes`."""
+        limit = self.cfg.max_document_bytes
+        parts: list[bytes] = []
+        size = 0
+        async for data in decoded:
+            size += len(data)
+            if size > limit:
+                raise FramingError(f"a JSON unit larger than pipeline.max_document_bytes ({limit})")
+            parts.append(data)
+        text = b"".join(parts).decode("utf-8", "replace")
+        events, failures = proc.events(text, limit)
+        if stream.framing == "lines":
+            from worker.processing.processor import json_text
+
+            events = [(off, rec if isinstance(rec, str) else json_text(rec)) for off, rec in events]
+        for start in range(0, len(events), PARSE_SLICE):
+            await emit.results(stream.process(events[start : start + PARSE_SLICE]))
+        await emit.results(stream.finish())
+        await emit.results(([], [(off, raw, log_type, reason) for off, raw, reason in failures], 0))
+
+
+def _processor(cfg: ProcessingConfig | None) -> Processor | None:
+    """A fresh processor per unit (it holds the unit's pending multiline event); None when nothing is set."""
+    if cfg is None:
+        return None
+    from worker.processing import Processor
+
+    proc = Processor(cfg)
+    return proc if proc.active else None
+
+
+def _then(first: Annotate | None, second: Annotate) -> Annotate:
+    if first is None:
+        return second
+
+    def both(body: dict[str, Any]) -> None:
+        first(body)
+        second(body)
+
+    return both
 
 
 async def single_chunk(data: bytes) -> AsyncIterator[bytes]:

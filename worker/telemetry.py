@@ -74,6 +74,13 @@ KINESIS_REWINDS = Counter(
 # --- parsing -------------------------------------------------------------------------------------------
 DOCUMENTS_PARSED = Counter(
     f"{NS}_documents_parsed_total", "Documents produced by parsers.", ["source", "log_type"])
+EVENTS_EXCLUDED = Counter(
+    f"{NS}_events_excluded_total",
+    "Events dropped on purpose by a source's include / exclude patterns (never dead-lettered).", ["source"])
+MULTILINE_SPLITS = Counter(
+    f"{NS}_multiline_splits_total",
+    "Multi-line events cut at multiline.max_lines / max_bytes (the rest starts a new event; nothing dropped).",
+    ["source"])
 PARSE_FAILURES = Counter(
     f"{NS}_parse_failures_total", "Records that could not be parsed (dead-lettered).", ["source", "log_type"])
 

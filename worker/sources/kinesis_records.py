@@ -43,6 +43,7 @@ class RecordIngester:
         self.ctx = ParseContext(region=region, keep_original=cfg.keep_original, options=dict(cfg.parser_options))
         self.parsers = StreamParsers(self.ctx)
         self.key = f"{self.stream}/{shard_id}"
+        self.processing = cfg.processing
 
     async def ingest(self, records: list[dict[str, Any]], ack: AckSet) -> int:
         """Submit the documents of `records` under `ack` (not sealed here); returns the bytes read."""
@@ -98,7 +99,7 @@ class RecordIngester:
         try:
             await self.pipeline.ingest(single_chunk(data), origin, self.log_type, self.ctx, ack,
                                        fallback_timestamp=arrived, fallback_log_type=self.fallback_log_type,
-                                       parsers=self.parsers, annotate=annotate)
+                                       parsers=self.parsers, annotate=annotate, processing=self.processing)
         except (DecodeError, FramingError) as exc:
             await self._dead_letter("decode_error", f"record cannot be decoded: {exc}", origin, data, ack)
         except UnknownLogType as exc:

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from worker import telemetry as m
 from worker.aws import AwsClients
+from worker.config import ProcessingConfig
 from worker.dead_letters import DeadLetters
 from worker.decoding import DecodeError, FramingError
 from worker.model import AckSet, DeadLetter, Origin
@@ -53,6 +54,8 @@ class ObjectSettings:
     fallback_log_type: str | None = None
     chunk_size: int = 1 << 20
     """Bytes per S3 body read."""
+    processing: ProcessingConfig | None = None
+    """The source's include / exclude, multiline, JSON event, tags and fields settings."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +179,8 @@ class ObjectIngester:
         fallback = fallback_timestamp or (timestamp_of(modified) if modified else None)
         try:
             return await self.pipeline.ingest(_chunks(body, self.settings.chunk_size), origin, route.log_type, ctx,
-                                              ack, fallback, self.settings.fallback_log_type)
+                                              ack, fallback, self.settings.fallback_log_type,
+                                              processing=self.settings.processing)
         finally:
             body.close()
 

@@ -90,7 +90,7 @@ class SqsSourceRunner:
         try:
             await self.pipeline.ingest(single_chunk(data), origin, self.log_type, self.ctx, ack,
                                        fallback_timestamp=sent, fallback_log_type=self.cfg.fallback_log_type,
-                                       parsers=self.parsers)
+                                       parsers=self.parsers, processing=self.cfg.processing)
         except (DecodeError, FramingError) as exc:
             await self._dead_letter("decode_error", f"message body cannot be decoded: {exc}", origin, msg, ack)
         except UnknownLogType as exc:

@@ -75,7 +75,8 @@ def settings_of(cfg: SqsS3Source | KinesisSource, pipeline_cfg: PipelineConfig) 
     """The per-object part of a source's config (also what `sluice backfill` reads objects with, and what
     `sluice replay` parses a source's dead-lettered records with)."""
     return ObjectSettings(log_type=cfg.log_type, keep_original=cfg.keep_original, parser_options=cfg.parser_options,
-                          fallback_log_type=cfg.fallback_log_type, chunk_size=pipeline_cfg.read_chunk_bytes)
+                          fallback_log_type=cfg.fallback_log_type, chunk_size=pipeline_cfg.read_chunk_bytes,
+                          processing=cfg.processing)
 
 
 def _counted(ack: AckSet) -> AckSet:
