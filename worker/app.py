@@ -22,6 +22,7 @@ from worker.aws import AwsClients
 from worker.config import Config, EnrichConfig, KinesisSource, ReplaySource, SqsS3Source, SqsSource
 from worker.dead_letters import DeadLetters
 from worker.pipeline import Pipeline
+from worker.setup import source_indices
 from worker.sinks.opensearch import OpenSearchSink, build_client
 from worker.sources.sqs_s3 import SqsS3SourceRunner
 
@@ -89,7 +90,8 @@ class Worker:
             async with AwsClients(self.cfg.aws) as aws, DeadLetters(self.cfg.dead_letters, aws) as dead_letters:
                 client = build_client(self.cfg.opensearch, self.cfg.aws.region)
                 try:
-                    sink = OpenSearchSink(self.cfg.opensearch, dead_letters, client)
+                    sink = OpenSearchSink(self.cfg.opensearch, dead_letters, client,
+                                          source_indices=source_indices(self.cfg))
                     if self.cfg.opensearch.install_templates:
                         await self._install_templates(sink)
                     await sink.__aenter__()

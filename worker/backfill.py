@@ -49,6 +49,7 @@ from worker.model import AckSet, Outcome
 from worker.parsers import log_types
 from worker.pipeline import Pipeline
 from worker.progress import ProgressPrinter, duration
+from worker.setup import source_indices
 from worker.sinks.opensearch import OpenSearchSink, build_client
 from worker.sources.s3_events import ObjectRef
 from worker.sources.s3_objects import ObjectIngester, ObjectSettings
@@ -436,7 +437,7 @@ async def backfill(cfg: Config, opts: BackfillOptions, stop: asyncio.Event | Non
         async with AwsClients(cfg.aws) as aws, DeadLetters(cfg.dead_letters, aws) as dead_letters:
             client = build_client(cfg.opensearch, cfg.aws.region)
             try:
-                sink = OpenSearchSink(cfg.opensearch, dead_letters, client)
+                sink = OpenSearchSink(cfg.opensearch, dead_letters, client, source_indices=source_indices(cfg))
                 if cfg.opensearch.install_templates:
                     await install_templates(sink, stop)
                 await sink.__aenter__()

@@ -13,17 +13,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from worker.config_model import ConfigModel as _Model
 from worker.parsers import log_types
+from worker.sinks.lifecycle import LifecycleConfig
 
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message lists every problem, one per line, with its path."""
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class AwsEndpoints(_Model):
@@ -131,6 +129,8 @@ class OpenSearchConfig(_Model):
     """How failed bulk items are retried before their message is handed back to the queue."""
     install_templates: bool = True
     """Install index templates at start-up (`sluice setup` does it on demand)."""
+    lifecycle: LifecycleConfig = LifecycleConfig()
+    """How indices are cut (daily, rollover alias, data stream) and aged out by ISM policies."""
     number_of_shards: int = Field(1, ge=1)
     """Primary shards per index (in the installed templates)."""
     number_of_replicas: int = Field(1, ge=0)
@@ -231,6 +231,14 @@ class ProcessingConfig(_Model):
     @classmethod
     def _regexes(cls, v: list[str]) -> list[str]:
         return [_check_regex(x, "include/exclude") for x in v]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProcessingConfig:
+        if self.expand_event_list_from_field and self.json_content_type == "disabled":
+            raise ValueError("expand_event_list_from_field needs json_content_type ndjson, single or auto")
+        if self.root_fields_to_add_to_expanded_event and not self.expand_event_list_from_field:
+            raise ValueError("root_fields_to_add_to_expanded_event needs expand_event_list_from_field")
+        return self
 
 
 class SqsS3Source(_Model):

@@ -538,6 +538,17 @@ class _Converter:
             else:
                 self.note(where, "root_fields_to_add_to_expanded_event is neither `all` nor a list of names: not "
                           "carried over")
+        if "expand_event_list_from_field" in out and "json_content_type" not in out:
+            if content == "disabled":  # ESF splits lines, then expands each line that is JSON
+                out["json_content_type"] = "ndjson"
+                self.note(where, "json_content_type disabled with expand_event_list_from_field: each line is "
+                          "decoded as JSON to expand it (json_content_type: ndjson)")
+            else:  # ESF detects JSON content by default; Sluice is told to
+                out["json_content_type"] = "auto"
+        if "root_fields_to_add_to_expanded_event" in out and "expand_event_list_from_field" not in out:
+            out.pop("root_fields_to_add_to_expanded_event")
+            self.note(where, "root_fields_to_add_to_expanded_event without expand_event_list_from_field does "
+                      "nothing: not carried over")
         tags = raw.get("tags")
         if tags is not None:
             if isinstance(tags, list) and all(isinstance(t, str) for t in tags):

@@ -103,7 +103,8 @@ async def test_setup_installs_a_typed_template_for_every_log_type(aws_endpoint: 
     cfg = make_config(aws_endpoint=aws_endpoint, opensearch_url=opensearch_url, queue_url="http://unused",
                       backup_bucket="unused", replay_queue_url="http://unused", index_prefix=prefix)
     assert await setup(cfg) == 0
-    assert capsys.readouterr().out.count("installed") == len(log_types())
+    out = capsys.readouterr().out
+    assert sum(line.startswith("index template ") for line in out.splitlines()) == len(log_types()), out
     client = os_client(opensearch_url)
     for log_type in log_types():
         index = f"{prefix}-{log_type}-2026.11.23"

@@ -188,7 +188,7 @@ def test_processing_options_map_one_to_one() -> None:
 def test_json_content_type_disabled_is_the_default_and_all_roots() -> None:
     body = _only_source(_convert(_input(json_content_type="disabled", expand_event_list_from_field="Records",
                                         root_fields_to_add_to_expanded_event="all")))
-    assert body["processing"] == {"expand_event_list_from_field": "Records",
+    assert body["processing"] == {"expand_event_list_from_field": "Records", "json_content_type": "ndjson",
                                   "root_fields_to_add_to_expanded_event": "all"}
 
 

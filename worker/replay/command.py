@@ -51,6 +51,7 @@ from worker.replay.options import (
 )
 from worker.replay.pointers import PointerQueue
 from worker.replay.report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ReplayReport
+from worker.setup import source_indices
 from worker.sinks.opensearch import OpenSearchSink, build_client
 
 log = m.get_logger("sluice.replay")
@@ -123,7 +124,7 @@ async def replay(cfg: Config, opts: ReplayOptions, stop: asyncio.Event | None = 
         async with AwsClients(cfg.aws) as aws, DeadLetters(cfg.dead_letters, aws) as dead_letters:
             client = build_client(cfg.opensearch, cfg.aws.region)
             try:
-                sink = OpenSearchSink(cfg.opensearch, dead_letters, client)
+                sink = OpenSearchSink(cfg.opensearch, dead_letters, client, source_indices=source_indices(cfg))
                 if cfg.opensearch.install_templates and not opts.dry_run:
                     await _install_templates(sink, stop)
                 async with sink:

@@ -34,6 +34,7 @@ from worker.replay.plan import Action, attempts_of, decode_lines, origin_of, par
 from worker.replay.poison import PoisonWriter
 from worker.replay.rate import RateLimitedSink, TokenBucket
 from worker.replay.reparse import Reparser
+from worker.setup import source_indices
 from worker.sinks.opensearch import IndexNamer
 
 log = m.get_logger("sluice.replay")
@@ -68,7 +69,7 @@ class Replayer:
         self.existing = existing
         self.counts = counts or ReplayCounts()
         self.name = name
-        self.index_for = IndexNamer(config.opensearch.index)
+        self.index_for = IndexNamer(config.opensearch.index, config.opensearch.lifecycle.mode, source_indices(config))
         # Replayed documents go through their own Pipeline in front of the shared sink, only to pass the rate
         # limit: ids, enrichment and dead letters are those of live ingestion.
         self.pipeline = Pipeline(config.pipeline, RateLimitedSink(pipeline.sink, TokenBucket(settings.rate)),
@@ -168,7 +169,8 @@ class Replayer:
         """Submit the documents OpenSearch does not hold yet; count the others as already there."""
         if not pending:
             return
-        keys = [(self.index_for(doc.log_type, doc.body.get("@timestamp")), doc.id) for _, doc in pending]
+        keys = [(self.index_for(doc.log_type, doc.body.get("@timestamp"), doc.origin.source), doc.id)
+                for _, doc in pending]
         found = await self.existing.find(keys) if self.existing is not None else set()
         submit: list[Document] = []
         for key, (t, doc) in zip(keys, pending, strict=True):

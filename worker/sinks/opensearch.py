@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,11 +32,13 @@ from worker.config import OpenSearchConfig
 from worker.dead_letters import DeadLetters
 from worker.model import DeadLetter, Document, Outcome
 from worker.sinks.concurrency import AdaptiveConcurrency, AimdController
-from worker.sinks.templates import index_templates
+from worker.sinks.lifecycle import Mode, lifecycle_of, write_name
 
 log = m.get_logger("sluice.opensearch")
 
 _FILTER_PATH = "errors,items.*.status,items.*.error.type,items.*.error.reason"
+_ACTION = b'{"create":{"_index":"%s","_id":"%s"}}\n'
+_ACTION_REQUIRE_ALIAS = b'{"create":{"_index":"%s","_id":"%s","require_alias":true}}\n'
 _SERIALIZED: dict[str, Any] = {}
 _THROTTLING_STATUSES = frozenset({429, 503, 504})
 """Whole-request answers that mean "too much, slow down" (504: a gateway in front timed out waiting)."""
@@ -75,21 +78,35 @@ def build_client(cfg: OpenSearchConfig, aws_region: str) -> AsyncOpenSearch:
 
 
 class IndexNamer:
-    """Index name from the log type and the document's own date, cached per (log type, day)."""
+    """Where a document goes: its index name (daily mode: from the log type and the document's own date), or
+    the write alias / data stream of its log type (rollover and data stream modes: the name pattern without
+    its date placeholders, `sluice-{log_type}-{yyyy}.{MM}.{dd}` -> `sluice-cloudtrail`).
 
-    def __init__(self, pattern: str) -> None:
+    `source_patterns` maps a source name to that source's own `index` pattern (a document's `origin.source`
+    picks it); other sources use `pattern`. Names are cached per (pattern, log type, day)."""
+
+    def __init__(self, pattern: str, mode: Mode = "daily", source_patterns: Mapping[str, str] | None = None) -> None:
         self.pattern = pattern
-        self._cache: dict[tuple[str, str], str] = {}
+        self.mode: Mode = mode
+        self.source_patterns = dict(source_patterns or {})
+        self._cache: dict[tuple[str, str, str], str] = {}
 
-    def __call__(self, log_type: str, timestamp: Any) -> str:
+    def __call__(self, log_type: str, timestamp: Any, source: str | None = None) -> str:
+        pattern = self.source_patterns.get(source, self.pattern) if source is not None else self.pattern
+        if self.mode != "daily":
+            key = (pattern, log_type, "")
+            name = self._cache.get(key)
+            if name is None:
+                name = self._cache[key] = write_name(pattern, log_type)
+            return name
         day = timestamp[:10] if isinstance(timestamp, str) and len(timestamp) >= 10 else ""
-        key = (log_type, day)
+        key = (pattern, log_type, day)
         name = self._cache.get(key)
         if name is None:
             if not day:
                 day = time.strftime("%Y-%m-%d", time.gmtime())
             name = (
-                self.pattern.replace("{log_type}", log_type)
+                pattern.replace("{log_type}", log_type)
                 .replace("{yyyy}", day[0:4])
                 .replace("{MM}", day[5:7])
                 .replace("{dd}", day[8:10])
@@ -117,11 +134,18 @@ class _Batch:
 class OpenSearchSink:
     """Lifecycle: `async with OpenSearchSink(...) as sink:`; leaving the block flushes and drains."""
 
-    def __init__(self, cfg: OpenSearchConfig, dead_letters: DeadLetters, client: AsyncOpenSearch) -> None:
+    def __init__(self, cfg: OpenSearchConfig, dead_letters: DeadLetters, client: AsyncOpenSearch,
+                 source_indices: Mapping[str, str] | None = None) -> None:
+        """`source_indices`: {source name: its own `index` pattern} for the sources that set one."""
         self.cfg = cfg
         self.client = client
         self.dead_letters = dead_letters
-        self.index_for = IndexNamer(cfg.index)
+        self.source_indices = dict(source_indices or {})
+        self.lifecycle = lifecycle_of(cfg)
+        self.index_for = IndexNamer(cfg.index, self.lifecycle.mode, self.source_indices)
+        # Rollover mode writes to an alias: if it is missing, OpenSearch would silently create a plain index of
+        # that name, which can never be rolled over. `require_alias` makes that a 404 item instead.
+        self._action = _ACTION_REQUIRE_ALIAS if self.lifecycle.mode == "rollover" else _ACTION
         self._batch = _Batch()
         self._queue: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=cfg.bulk.max_in_flight)
         self._senders: list[asyncio.Task[None]] = []
@@ -166,12 +190,15 @@ class OpenSearchSink:
             await asyncio.gather(*self._senders, return_exceptions=True)
 
     async def setup(self) -> list[str]:
-        """Install index templates for every log type; returns their names."""
-        names = []
-        for name, body in index_templates(self.cfg).items():
-            await self.client.indices.put_index_template(name=name, body=body)
-            names.append(name)
-        return names
+        """Install what `sluice setup` installs (index templates, ISM policies, the first rollover index or the
+        data streams) where it is missing or out of date; returns the names of what was installed or checked.
+        Raises when something could not be installed, so start-up retries it."""
+        from worker.setup import SetupError, install
+
+        report = await install(self.client, self.cfg, self.source_indices)
+        if report.failures:
+            raise SetupError("; ".join(report.failures))
+        return [item.name for item in report.items]
 
     # --- intake ----------------------------------------------------------------------------------------
 
@@ -180,7 +207,7 @@ class OpenSearchSink:
         bulk = self.cfg.bulk
         dumps = orjson.dumps
         for doc in docs:
-            index = self.index_for(doc.log_type, doc.body.get("@timestamp"))
+            index = self.index_for(doc.log_type, doc.body.get("@timestamp"), doc.origin.source)
             try:
                 source = dumps(doc.body)
             except TypeError as exc:
@@ -192,7 +219,7 @@ class OpenSearchSink:
                 continue
             batch = self._batch
             batch.spans.append(len(batch.body))
-            batch.body += b'{"create":{"_index":"%s","_id":"%s"}}\n' % (index.encode(), doc.id.encode())
+            batch.body += self._action % (index.encode(), doc.id.encode())
             batch.body += source
             batch.body += b"\n"
             doc.body = _SERIALIZED  # the bytes are the document now: free the dict while it waits
