@@ -75,3 +75,21 @@ async def test_undecodable_body_is_dead_lettered_and_deleted(env: dict[str, Any]
     decode = next(r for r in records if r["reason"] == "decode_error")
     assert decode["raw"] == bad and decode["origin"]["encoding"] == "base64"
     assert count(env["os"], env["prefix"]) == 0  # the header line is not an event; the bad body is kept, not lost
+
+
+async def test_processing_options_through_a_real_queue(env: dict[str, Any]) -> None:
+    """Multiline, exclude, JSON expansion and tags applied to message bodies, end to end."""
+    sqs, url = env["sqs"], env["queue"]
+    trace = ("2026-11-22 10:00:01 ERROR request failed\njava.lang.IllegalStateException: boom\n"
+             "    at com.example.Orders.place(Orders.java:42)\n2026-11-22 10:00:02 DEBUG noisy\n"
+             "2026-11-22 10:00:03 INFO done")
+    sqs.send_message(QueueUrl=url, MessageBody=trace)
+    processing = {"multiline": {"pattern": r"^(\s+at |[\w.]+Exception)", "match": "after"},
+                  "exclude": ["DEBUG"], "tags": ["orders"], "fields": {"service.name": "orders"}}
+    await run_worker_until(env["cfg"](log_type="generic", processing=processing), drained(sqs, url), timeout=60,
+                           settle=1.0)
+    docs = sorted((d["_source"] for d in docs_of(env["os"], env["prefix"])), key=lambda d: d["message"])
+    assert [d["message"].split("\n")[0] for d in docs] == ["2026-11-22 10:00:01 ERROR request failed",
+                                                           "2026-11-22 10:00:03 INFO done"]
+    assert docs[0]["message"].count("\n") == 2
+    assert all(d["tags"] == ["orders"] and d["service"]["name"] == "orders" for d in docs)

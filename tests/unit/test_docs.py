@@ -1,13 +1,16 @@
 """Every config key and every metric is documented: a knob nobody can find does not exist."""
 
+import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+import yaml
 from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
 import worker.telemetry  # noqa: F401  (declares the metrics)
-from worker.config import Config, ReplaySource, SqsS3Source
+from worker.config import Config, KinesisSource, ReplaySource, SqsS3Source, SqsSource, parse_config
 
 DOCS = Path(__file__).parents[2] / "docs"
 
@@ -18,8 +21,9 @@ def _keys(model: type[BaseModel], prefix: str) -> list[str]:
         path = f"{prefix}{name}"
         out.append(path)
         ann: Any = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            out += _keys(ann, path + ".")
+        models = [a for a in (ann, *getattr(ann, "__args__", ())) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if models:
+            out += _keys(models[0], path + ".")
     return out
 
 
@@ -32,7 +36,8 @@ def test_configuration_reference_is_generated_from_the_code() -> None:
 def test_every_config_key_is_in_the_reference() -> None:
     text = (DOCS / "configuration.md").read_text()
     keys = [k for k in _keys(Config, "") if not k.startswith("sources")]
-    keys += [f"sources.<name>.{k}" for model in (SqsS3Source, ReplaySource) for k in _keys(model, "")]
+    keys += [f"sources.<name>.{k}" for model in (SqsS3Source, SqsSource, KinesisSource, ReplaySource)
+             for k in _keys(model, "")]
     missing = [k for k in keys if f"`{k}`" not in text]
     assert not missing, f"undocumented config keys: {missing}"
 
@@ -59,3 +64,16 @@ def test_log_types_page_is_generated_from_the_parsers() -> None:
         assert f"## `{log_type}`" in text
         assert cls.routing, f"{log_type}: no routing sentence"
         assert cls.example or log_type == "cloudfront_realtime", f"{log_type}: no example record"
+
+
+@pytest.mark.parametrize("page", ["processing.md", "kinesis.md"])
+def test_yaml_examples_in_the_docs_are_valid_sources(page: str) -> None:
+    """Every ```yaml block of the page, as the `sources` of an otherwise minimal config, passes validation."""
+    text = (DOCS / page).read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    assert blocks, f"{page} has no YAML example"
+    for block in blocks:
+        data = yaml.safe_load(block)
+        assert set(data) == {"sources"}, block
+        parse_config({"opensearch": {"hosts": ["https://search.example.com"]},
+                      "dead_letters": {"bucket": "backup", "replay_queue_url": "https://sqs/replay"}, **data})
