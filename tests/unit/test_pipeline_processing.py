@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import orjson
@@ -99,3 +100,24 @@ async def test_ndjson_bad_line_is_dead_lettered_the_rest_indexed() -> None:
 async def test_defaults_change_nothing() -> None:
     plain = await _run(ProcessingConfig(), JAVA.encode())
     assert len(plain.docs) == JAVA.count("\n")
+
+
+async def _slow_chunks(first: bytes, pause: float, second: bytes) -> AsyncIterator[bytes]:
+    yield first
+    await asyncio.sleep(pause)
+    yield second
+
+
+async def test_multiline_timeout_emits_the_pending_event_after_a_pause() -> None:
+    def run(timeout: float) -> ProcessingConfig:
+        return ProcessingConfig(multiline=MultilineConfig(pattern=r"^\s", match="after", timeout=timeout))
+
+    async def messages(cfg: ProcessingConfig) -> list[str]:
+        out = _Collect()
+        pipeline = Pipeline(PipelineConfig(), out, out)  # type: ignore[arg-type]
+        await pipeline.ingest(_slow_chunks(b"A start\n  one\n", 0.3, b"  two\nB\n"), Origin("src", "s3", "b", "k"),
+                              "generic", ParseContext(), AckSet("t"), processing=cfg)
+        return [d.body["message"] for d in out.docs]
+
+    assert await messages(run(60.0)) == ["A start\n  one\n  two", "B"]
+    assert await messages(run(0.1)) == ["A start\n  one", "  two", "B"]
