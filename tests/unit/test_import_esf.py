@@ -446,3 +446,18 @@ def test_cli_subcommand_is_declared(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["import-esf", str(EXAMPLES / "ssl_fingerprint.yaml"), "--output", str(out),
                  "--sluice-index-names"]) == 0
     assert "index" not in yaml.safe_load(out.read_text())["sources"]["dev-access-logs"]
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_imported_config_passes_sluice_check_config(example: str, tmp_path: Path) -> None:
+    """What a user does after importing: `sluice import-esf ... > sluice.yaml && sluice check-config sluice.yaml`
+    (with the reported variables set)."""
+    from worker.__main__ import main
+
+    out = tmp_path / "sluice.yaml"
+    assert run_import(str(EXAMPLES / example), str(out)) == 0
+    result = convert(yaml.safe_load((EXAMPLES / example).read_text()))
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in result.placeholder_env().items():
+            mp.setenv(name, value)
+        assert main(["check-config", str(out)]) == 0
