@@ -241,7 +241,25 @@ class ProcessingConfig(_Model):
         return self
 
 
-class SqsS3Source(_Model):
+class _LogSource(_Model):
+    """What every source that parses logs checks: `log_type` and `fallback_log_type` name known types."""
+
+    @field_validator("log_type", check_fields=False)
+    @classmethod
+    def _known_log_type(cls, v: str) -> str:
+        if v != "auto" and v not in log_types():
+            raise ValueError(f"unknown log type {v!r}; one of auto, {', '.join(log_types())}")
+        return v
+
+    @field_validator("fallback_log_type", check_fields=False)
+    @classmethod
+    def _known_fallback(cls, v: str | None) -> str | None:
+        if v is not None and v not in log_types():
+            raise ValueError(f"unknown log type {v!r}; one of {', '.join(log_types())}")
+        return v
+
+
+class SqsS3Source(_LogSource):
     """S3 `ObjectCreated` notifications on an SQS queue (direct, via SNS, or from EventBridge). Each object is
     streamed, decompressed (gzip, zstd, bzip2 or none, sniffed from its bytes), parsed and indexed; the
     message is deleted only after every document from it is indexed or dead-lettered."""
@@ -273,22 +291,8 @@ class SqsS3Source(_Model):
     """Log type for objects neither the key nor the content identifies (e.g. `generic`, which keeps every
     line as a document). Unset: such objects are copied whole to the backup bucket as `unknown_log_type`."""
 
-    @field_validator("log_type")
-    @classmethod
-    def _known_log_type(cls, v: str) -> str:
-        if v != "auto" and v not in log_types():
-            raise ValueError(f"unknown log type {v!r}; one of auto, {', '.join(log_types())}")
-        return v
 
-    @field_validator("fallback_log_type")
-    @classmethod
-    def _known_fallback(cls, v: str | None) -> str | None:
-        if v is not None and v not in log_types():
-            raise ValueError(f"unknown log type {v!r}; one of {', '.join(log_types())}")
-        return v
-
-
-class SqsSource(_Model):
+class SqsSource(_LogSource):
     """Log lines carried in SQS message bodies (plain text, base64, or gzip/zstd, detected), one or more lines
     per message, e.g. from an application or a Lambda that forwards events. Document ids come from the message
     id and the line's offset; a message is deleted only after every document from it is indexed or
@@ -319,20 +323,6 @@ class SqsSource(_Model):
     retry_visibility: int = Field(30, ge=0, le=43200)
     """Visibility given to a nacked message, so SQS redelivers it after this many seconds."""
 
-    @field_validator("log_type")
-    @classmethod
-    def _known_log_type(cls, v: str) -> str:
-        if v != "auto" and v not in log_types():
-            raise ValueError(f"unknown log type {v!r}; one of auto, {', '.join(log_types())}")
-        return v
-
-    @field_validator("fallback_log_type")
-    @classmethod
-    def _known_fallback(cls, v: str | None) -> str | None:
-        if v is not None and v not in log_types():
-            raise ValueError(f"unknown log type {v!r}; one of {', '.join(log_types())}")
-        return v
-
 
 class ReplaySource(_Model):
     """Dead letters re-driven from the replay queue (pointer messages): raw lines are parsed again with today's
@@ -359,7 +349,7 @@ class ReplaySource(_Model):
     would use up `max_attempts` within seconds. Younger pointers are left invisible for about that long."""
 
 
-class KinesisSource(_Model):
+class KinesisSource(_LogSource):
     """A Kinesis data stream (plain or gzip records, CloudWatch Logs subscription payloads, CloudFront real-time
     logs, KPL-aggregated records), shared by every worker of the fleet through a lease table in DynamoDB: one
     lease per shard, balanced across live workers. A shard's position is checkpointed only after every
@@ -415,20 +405,6 @@ class KinesisSource(_Model):
     max_pending_batches: int = Field(8, ge=1)
     """GetRecords batches of one shard read but not yet settled; the reader waits when it has this many, so a
     slow sink holds the stream back instead of filling memory."""
-
-    @field_validator("log_type")
-    @classmethod
-    def _known_log_type(cls, v: str) -> str:
-        if v != "auto" and v not in log_types():
-            raise ValueError(f"unknown log type {v!r}; one of auto, {', '.join(log_types())}")
-        return v
-
-    @field_validator("fallback_log_type")
-    @classmethod
-    def _known_fallback(cls, v: str | None) -> str | None:
-        if v is not None and v not in log_types():
-            raise ValueError(f"unknown log type {v!r}; one of {', '.join(log_types())}")
-        return v
 
     @model_validator(mode="after")
     def _timestamp_for_at_timestamp(self) -> KinesisSource:
