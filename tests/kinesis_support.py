@@ -36,11 +36,15 @@ def kinesis_config(*, aws_endpoint: str, opensearch_url: str, backup: Any, prefi
 
 
 def leases(ddb: Any, table: str) -> dict[str, dict[str, Any]]:
-    """shard id -> {owner, checkpoint, counter, parents} as the lease table holds them now."""
+    """shard id -> {owner, checkpoint, counter, parents} as the lease table holds them now ({} before a worker
+    has created the table)."""
     out: dict[str, dict[str, Any]] = {}
     kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
     while True:
-        resp = ddb.scan(**kwargs)
+        try:
+            resp = ddb.scan(**kwargs)
+        except ddb.exceptions.ResourceNotFoundException:
+            return {}  # no worker has created the table yet
         for item in resp.get("Items", []):
             out[item["shard_id"]["S"]] = {
                 "owner": item.get("owner", {}).get("S"),

@@ -7,13 +7,21 @@ import sys
 from collections.abc import Sequence
 
 from worker.config import ConfigError, load_config, redacted
+from worker.supervisor import processes_arg
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from worker import supervisor
+
+    cfg = load_config(args.config)
+    if supervisor.is_child():
+        cfg = supervisor.prepare_child(cfg)
+    elif args.processes > 1:
+        return supervisor.run_supervisor(args.config, cfg, args.processes)
+
     from worker.app import run_worker
     from worker.telemetry import configure_logging
 
-    cfg = load_config(args.config)
     configure_logging(cfg.telemetry.log_level, cfg.telemetry.log_format)
     run_worker(cfg)
     return 0
@@ -75,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the worker")
     run.add_argument("--config", "-c", required=True, help="YAML config file")
+    run.add_argument("--processes", type=processes_arg, default=1, metavar="N|auto",
+                     help="worker processes behind one supervisor and one /metrics (default 1: no supervisor; "
+                          "auto or 0: one per available CPU)")
     run.set_defaults(func=_cmd_run)
 
     check = sub.add_parser("check-config", help="validate a config file; non-zero exit with the problems")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from typing import Any
 
@@ -29,7 +30,8 @@ SQS_VISIBILITY_EXTENSIONS = Counter(
     f"{NS}_sqs_visibility_extensions_total", "Visibility timeouts extended for messages still in flight.",
     ["source"])
 MESSAGES_IN_FLIGHT = Gauge(
-    f"{NS}_messages_in_flight", "Messages received and not yet acknowledged or nacked.", ["source"])
+    f"{NS}_messages_in_flight", "Messages received and not yet acknowledged or nacked.", ["source"],
+    multiprocess_mode="livesum")
 S3_OBJECTS_READ = Counter(
     f"{NS}_s3_objects_read_total", "S3 objects read to the end.", ["source", "log_type"])
 S3_OBJECTS_SKIPPED = Counter(
@@ -51,9 +53,10 @@ KINESIS_MILLIS_BEHIND = Gauge(
     f"{NS}_kinesis_millis_behind_latest",
     "How far a shard's reader is behind the tip of the stream (GetRecords MillisBehindLatest), per shard held "
     "by this worker. The one metric labelled by an id: shards are few and their number is the stream's.",
-    ["source", "shard"])
+    ["source", "shard"], multiprocess_mode="livemostrecent")
 KINESIS_LEASES_HELD = Gauge(
-    f"{NS}_kinesis_leases_held", "Shard leases this worker holds (and reads).", ["source"])
+    f"{NS}_kinesis_leases_held", "Shard leases this worker holds (and reads).", ["source"],
+    multiprocess_mode="livesum")
 KINESIS_LEASE_EVENTS = Counter(
     f"{NS}_kinesis_lease_events_total",
     "Lease changes seen by this worker: taken (free or expired), stolen (to balance), lost (taken by another "
@@ -99,16 +102,20 @@ BULK_LATENCY = Histogram(
 BULK_BYTES = Counter(
     f"{NS}_bulk_bytes_total", "Uncompressed bytes of bulk request bodies sent.", [])
 BULK_IN_FLIGHT = Gauge(
-    f"{NS}_bulk_requests_in_flight", "Bulk requests currently awaiting a response.", [])
+    f"{NS}_bulk_requests_in_flight", "Bulk requests currently awaiting a response.", [],
+    multiprocess_mode="livesum")
 SINK_BUFFER_DOCUMENTS = Gauge(
-    f"{NS}_sink_buffer_documents", "Documents buffered in the sink, not yet in a sent bulk request.", [])
+    f"{NS}_sink_buffer_documents", "Documents buffered in the sink, not yet in a sent bulk request.", [],
+    multiprocess_mode="livesum")
 SINK_BUFFER_FILL = Gauge(
     f"{NS}_sink_buffer_fill_ratio",
-    "Filled share of the sink's bounded queue of ready bulk requests (1 = sources are being held back).", [])
+    "Filled share of the sink's bounded queue of ready bulk requests (1 = sources are being held back).", [],
+    multiprocess_mode="livemax")
 
 BULK_CONCURRENCY_LIMIT = Gauge(
     f"{NS}_bulk_concurrency_limit",
-    "Bulk requests allowed in flight right now: grows while latency is steady, halves on 429/503/timeouts.", [])
+    "Bulk requests allowed in flight right now: grows while latency is steady, halves on 429/503/timeouts.", [],
+    multiprocess_mode="livesum")
 BULK_THROTTLED = Counter(
     f"{NS}_bulk_throttled_total",
     "Bulk requests or items OpenSearch pushed back on (429, 503, timeouts), by kind.", ["kind"])
@@ -132,11 +139,18 @@ BACKFILL_OBJECTS = Counter(
     ["outcome"])
 
 # --- process ---------------------------------------------------------------------------------------------
-READY = Gauge(f"{NS}_ready", "1 when the worker is consuming, 0 while starting or draining.", [])
+READY = Gauge(f"{NS}_ready", "1 when the worker is consuming, 0 while starting or draining.", [],
+              multiprocess_mode="liveall")
 
 
 def forget(metric: Gauge, *labels: str) -> None:
-    """Drop one labelled child (a shard no longer held), so a stale value is not scraped forever."""
+    """Drop one labelled child (a shard no longer held), so a stale value is not scraped forever.
+
+    Under `sluice run --processes` (prometheus_client's multiprocess mode) values cannot be removed: the value
+    is set to 0 instead, and the process that holds the shard now writes later (`livemostrecent` wins)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metric.labels(*labels).set(0)
+        return
     with contextlib.suppress(KeyError):
         metric.remove(*labels)
 

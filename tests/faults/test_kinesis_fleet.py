@@ -136,7 +136,7 @@ async def test_three_workers_share_four_shards_and_survive_a_kill(
         took = await _until(taken_over, 60, "the killed worker's shards taken over", logs[1:])
         print(f"killed worker's {len(victim_shards)} shard(s) taken over after {took:.1f} s "
               f"(lease duration {LEASE_DURATION} s)", file=sys.stderr)
-        assert took <= LEASE_DURATION * 2 + 2.0
+        assert took <= LEASE_DURATION * 3  # about 1.25 x L when the machine is idle; slack for a loaded CI
         survivors = Counter(lease["owner"] for lease in leases(ddb, table).values())
         assert victim_id not in survivors and sum(survivors.values()) == SHARDS
 

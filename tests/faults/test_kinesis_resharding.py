@@ -1,8 +1,8 @@
 """A shard split while records are being written and read (kinesis-mock for Kinesis; moto for DynamoDB, S3, SQS).
 
 A writer puts numbered records under 8 partition keys faster than the worker reads them (2 records per
-GetRecords, so it falls behind), and the shard is split while both run: when the children start receiving
-records, the parent still has a backlog. Then:
+GetRecords, so it falls behind; a burst of 100 just before the split makes sure of it), and the shard is split
+while both run: when the children start receiving records, the parent still has a backlog. Then:
 - every record is indexed exactly once (the `_id`s equal the ids derived from what PutRecord returned);
 - for every partition key, the documents in the order the worker read them (`event.ingested`, then sequence
   number) carry the writer's numbers in increasing order, across the parent and the children: the children were
@@ -27,6 +27,8 @@ from worker.local_servers import AWS_REGION, DUMMY_AWS_ENV
 from worker.model import Origin
 
 KEYS = 8
+BURST = 100
+"""Records put in one call just before the split, so the reader is well behind whatever the machine's load."""
 MIDPOINT = str(2**127)
 
 
@@ -37,9 +39,22 @@ class Writer(threading.Thread):
         self.written: list[tuple[str, str, str, int]] = []  # shard, sequence, key, n
         self.halt = threading.Event()
 
+    burst = threading.Event()
+    """Set by the test: the writer puts BURST records in one PutRecords call (in order), then clears it."""
+
     def run(self) -> None:
         n = 0
         while not self.halt.is_set():
+            if self.burst.is_set():
+                entries = [(f"key-{i % KEYS}", i) for i in range(n, n + BURST)]
+                resp = self.kinesis.put_records(StreamName=self.stream, Records=[
+                    {"PartitionKey": key, "Data": f"{key} n={i}".encode()} for key, i in entries])
+                assert not resp.get("FailedRecordCount"), resp
+                for (key, i), result in zip(entries, resp["Records"], strict=True):
+                    self.written.append((result["ShardId"], result["SequenceNumber"], key, i))
+                n += BURST
+                self.burst.clear()
+                continue
             key = f"key-{n % KEYS}"
             resp = self.kinesis.put_record(StreamName=self.stream, PartitionKey=key, Data=f"{key} n={n}".encode())
             self.written.append((resp["ShardId"], resp["SequenceNumber"], key, n))
@@ -71,7 +86,9 @@ async def test_split_while_writing_keeps_every_record_and_per_key_order(
     worker = Worker(cfg)
     task = asyncio.create_task(worker.run(install_signals=False))
     try:
-        await wait_for(lambda: count(client, prefix) >= 40, 30, "records read from the first shard")
+        await wait_for(lambda: count(client, prefix) >= 40, 60, "records read from the first shard")
+        writer.burst.set()
+        await wait_for(lambda: not writer.burst.is_set(), 30, "the burst written")
         parent = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
         backlog = len(writer.written) - count(client, prefix)
         kinesis.split_shard(StreamName=stream, ShardToSplit=parent, NewStartingHashKey=MIDPOINT)
@@ -83,7 +100,7 @@ async def test_split_while_writing_keeps_every_record_and_per_key_order(
         children = {shard for shard, *_ in written} - {parent}
         assert len(children) == 2, children
         assert backlog > 50, f"the reader was not behind when the shard was split ({backlog})"
-        await wait_for(lambda: count(client, prefix) >= len(written), 60, "every record indexed")
+        await wait_for(lambda: count(client, prefix) >= len(written), 180, "every record indexed")
         await asyncio.sleep(1.5)
     finally:
         writer.halt.set()
