@@ -1,4 +1,4 @@
-"""`sluice` command line: run | demo | parse | check-config | setup | replay | backfill | import-esf."""
+"""`sluice` command line: run | demo | parse | check-config | setup | replay | backfill | import-esf | bench."""
 
 from __future__ import annotations
 
@@ -77,6 +77,12 @@ def _cmd_import_esf(args: argparse.Namespace) -> int:
     return run_import(args.config, args.output, keep_index_names=not args.sluice_index_names)
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from worker.bench.runner import main as bench_main
+
+    return bench_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sluice", description="Move AWS service logs into OpenSearch.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -148,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="use this OpenSearch instead of starting one (env SLUICE_OPENSEARCH_URL)")
     demo.add_argument("--corpus", default=None, help="folder of sample logs (default: ../shared/corpus if present)")
     demo.set_defaults(func=_cmd_demo)
+
+    from worker.bench import add_arguments as bench_arguments
+
+    bench = sub.add_parser("bench", help="end-to-end throughput per log type against local servers and a bulk stub, "
+                           "next to a minimal reference loop measured in the same run (docs/performance.md)")
+    bench_arguments(bench)
+    bench.set_defaults(func=_cmd_bench)
     return p
 
 

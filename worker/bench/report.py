@@ -1,0 +1,158 @@
+"""Statistics and output of `sluice bench`: the markdown table on stdout, the JSON file, the environment lines.
+
+Pure functions over plain dicts, so that the formatting is unit-tested without running anything.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sys
+import sysconfig
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+MB = 1_000_000
+"""Throughput is in decimal MB (10^6 bytes) of uncompressed input, as AWS bills and reports bytes."""
+
+
+def median(values: Iterable[float]) -> float | None:
+    """The median (mean of the middle two for an even count); None for no values."""
+    data = sorted(values)
+    if not data:
+        return None
+    mid = len(data) // 2
+    return data[mid] if len(data) % 2 else (data[mid - 1] + data[mid]) / 2
+
+
+def percentile(values: Iterable[float], q: float) -> float | None:
+    """Nearest-rank percentile (`q` in 0..100): always one of the samples, so p99 of 10 samples is the largest."""
+    data = sorted(values)
+    if not data:
+        return None
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile {q} is not within 0..100")
+    rank = max(1, math.ceil(q / 100 * len(data)))
+    return data[rank - 1]
+
+
+def medians(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per key, the median of the numeric values the runs have for it (keys missing from every run are left out)."""
+    keys: list[str] = []
+    for run in runs:
+        keys.extend(k for k in run if k not in keys)
+    out: dict[str, Any] = {}
+    for key in keys:
+        values = [run[key] for run in runs if isinstance(run.get(key), int | float) and not isinstance(run[key], bool)]
+        m = median(values)
+        if m is not None:
+            out[key] = m
+    return out
+
+
+def environment() -> dict[str, Any]:
+    """The interpreter and the machine the figures were measured on."""
+    cflags = sysconfig.get_config_var("CFLAGS") or ""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        load: list[float] | None = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    return {
+        "python": sys.version.split()[0],
+        "python_build": sys.version,
+        "implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "optimised_build": "-O2" in cflags or "-O3" in cflags,
+        "lto": "-flto" in cflags,
+        "cores": os.cpu_count(),
+        "cpu": model or platform.processor() or platform.machine(),
+        "platform": platform.platform(),
+        "load_average": load,
+    }
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isnan(value):
+        return "-"
+    if digits == 0 or (isinstance(value, int) and not isinstance(value, bool)):
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}"
+
+
+COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("objects", "objects", 0),
+    ("MB", "mb", 1),
+    ("documents", "documents", 0),
+    ("Sluice MB/s", "mb_s", 1),
+    ("docs/s", "docs_s", 0),
+    ("objects/s", "objects_s", 1),
+    ("CPU s/GB", "cpu_s_per_gb", 1),
+    ("CPU use", "cpu_use", 2),
+    ("peak RSS MB", "peak_rss_mb", 0),
+    ("parse-only MB/s", "parse_mb_s", 1),
+    ("reference MB/s", "reference_mb_s", 1),
+    ("ratio", "ratio", 2),
+    ("CPU ratio", "cpu_ratio", 2),
+    ("p50 ms", "latency_p50_ms", 0),
+    ("p99 ms", "latency_p99_ms", 0),
+)
+"""(header, key in a type's summary, decimals) of the markdown table."""
+
+
+def table(rows: Mapping[str, Mapping[str, Any]]) -> str:
+    """The markdown table: one row per log type, from each type's summary."""
+    head = "| log type | " + " | ".join(h for h, _, _ in COLUMNS) + " |"
+    rule = "|---|" + "|".join("---:" for _ in COLUMNS) + "|"
+    lines = [head, rule]
+    for log_type, row in rows.items():
+        lines.append(f"| {log_type} | " + " | ".join(_num(row.get(key), d) for _, key, d in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def render(result: Mapping[str, Any]) -> str:
+    """The whole stdout report: what was measured where, the table, how to read it."""
+    env = result["environment"]
+    settings = result["settings"]
+    out = [
+        "# sluice bench",
+        "",
+        f"- interpreter: {env['executable']} {env['python_build'].splitlines()[0]} ({env['implementation']}), "
+        f"optimised build: {env['optimised_build']}, lto: {env['lto']}",
+        f"- machine: {env['cores']} cores, {env['cpu']}, load average at start {env['load_average']}, "
+        f"at end {result.get('load_average_end')}",
+        f"- bulk endpoint: {settings['bulk_endpoint']}",
+        f"- AWS endpoint: {settings['aws_endpoint']}",
+        f"- input per type: {settings['input']}; {settings['runs']} run(s), medians shown",
+        f"- worker: one `sluice run` process, default settings except endpoints and SQS wait_time 1 s (bulk gzip "
+        f"{'on' if settings['compress'] else 'off'}); reference: one fused loop in this process, bulk bodies "
+        f"gzip level 1 {'on' if settings['compress'] else 'off'}",
+        "",
+        table(result["summary"]),
+        "",
+        "Sluice MB/s: uncompressed bytes / wall seconds from the objects' notifications being queued (for a "
+        "worker that has already ingested one small object) to the stub holding their last document; it includes "
+        "the last partial bulk body's wait for the flush interval (up to 1.5 s). "
+        "CPU s/GB: the worker process's user+system CPU per uncompressed GB; "
+        "CPU use: CPU seconds per wall second (1.0 = one core busy). peak RSS: VmHWM of the worker. "
+        "parse-only: Sluice's framing + parsing in this process, no decompression, serialisation or I/O. "
+        "reference: the fused loop (inflate, split, map, orjson, bulk bodies). "
+        "ratio: Sluice MB/s / reference MB/s (wall); CPU ratio: the same from CPU time (reference CPU s/GB / "
+        "Sluice CPU s/GB), less sensitive to other load on the machine. "
+        "p50/p99: upload of a small object -> all its documents at the stub, under light load "
+        f"({settings['latency']}).",
+    ]
+    for note in result.get("notes", []):
+        out.append(f"\nnote: {note}")
+    return "\n".join(out) + "\n"
