@@ -374,16 +374,22 @@ class OpenSearchSink:
             raise RetryableBulkError("bulk response did not list every item")
         retry: list[int] = []
         throttled = 0
+        # Counted per (log type, result) and added once per response: a labelled counter update per item cost
+        # about a tenth of the worker's CPU on VPC flow logs (sluice bench profile).
+        indexed: dict[tuple[str, str], int] = {}
+        delivered = Outcome.DELIVERED
         for i, item in zip(pending, items, strict=True):
             result = next(iter(item.values())) if item else {}
             status = result.get("status", 0)
             doc = batch.docs[i]
             if 200 <= status < 300:
-                doc.ack.settle(Outcome.DELIVERED)
-                m.DOCUMENTS_INDEXED.labels(doc.log_type, "created").inc()
+                doc.ack.settle(delivered)
+                key = (doc.log_type, "created")
+                indexed[key] = indexed.get(key, 0) + 1
             elif status == 409:
-                doc.ack.settle(Outcome.DELIVERED)
-                m.DOCUMENTS_INDEXED.labels(doc.log_type, "exists").inc()
+                doc.ack.settle(delivered)
+                key = (doc.log_type, "exists")
+                indexed[key] = indexed.get(key, 0) + 1
             elif status == 429 or status >= 500:
                 retry.append(i)
                 throttled += status == 429
@@ -391,6 +397,8 @@ class OpenSearchSink:
                 err = result.get("error") or {}
                 reason = f"{err.get('type', 'error')}: {err.get('reason', '')}" if isinstance(err, dict) else str(err)
                 self._reject(batch, i, f"HTTP {status}", reason)
+        for (log_type, outcome), n in indexed.items():
+            m.DOCUMENTS_INDEXED.labels(log_type, outcome).inc(n)
         return retry, throttled
 
     def _reject(self, batch: _Batch, i: int, status: str, reason: str) -> None:
