@@ -232,6 +232,12 @@ class ProcessingConfig(_Model):
     def _regexes(cls, v: list[str]) -> list[str]:
         return [_check_regex(x, "include/exclude") for x in v]
 
+    @property
+    def active(self) -> bool:
+        """Whether any option is set: the pipeline builds no processor (per unit of work) when none is."""
+        return bool(self.include or self.exclude or self.multiline is not None or self.tags or self.fields
+                    or self.json_content_type != "disabled")
+
     @model_validator(mode="after")
     def _consistent(self) -> ProcessingConfig:
         if self.expand_event_list_from_field and self.json_content_type == "disabled":

@@ -220,13 +220,13 @@ class Pipeline:
 
 
 def _processor(cfg: ProcessingConfig | None) -> Processor | None:
-    """A fresh processor per unit (it holds the unit's pending multiline event); None when nothing is set."""
-    if cfg is None:
+    """A fresh processor per unit (it holds the unit's pending multiline event); None when nothing is set, which
+    is checked on the config so that a source with default settings pays nothing per Kinesis record or message."""
+    if cfg is None or not cfg.active:
         return None
     from worker.processing import Processor
 
-    proc = Processor(cfg)
-    return proc if proc.active else None
+    return Processor(cfg)
 
 
 def _then(first: Annotate | None, second: Annotate) -> Annotate:

@@ -98,6 +98,12 @@ async def test_ndjson_bad_line_is_dead_lettered_the_rest_indexed() -> None:
 
 
 async def test_defaults_change_nothing() -> None:
+    from worker.processing import Processor
+
+    assert not ProcessingConfig().active  # no processor is built per unit for a source without options
+    for cfg in (ProcessingConfig(tags=["t"]), ProcessingConfig(exclude=["x"]),
+                ProcessingConfig(json_content_type="auto"), ProcessingConfig(multiline=MultilineConfig(pattern="^ "))):
+        assert cfg.active and Processor(cfg).active
     plain = await _run(ProcessingConfig(), JAVA.encode())
     assert len(plain.docs) == JAVA.count("\n")
 
