@@ -60,32 +60,31 @@ class RecordIngester:
                 try:
                     users = deaggregate(data)
                 except KplError as exc:
-                    await self._dead_letter("decode_error", f"KPL aggregated record: {exc}",
-                                            self._origin(sequence, partition_key), data, ack)
+                    origin, _ = self._origin(sequence, partition_key)
+                    await self._dead_letter("decode_error", f"KPL aggregated record: {exc}", origin, data, ack)
                     continue
                 for user in users:
-                    origin = self._origin(f"{sequence}:{user.index}", user.partition_key or partition_key,
-                                          sequence, user.index)
-                    await self._one(user.data, origin, ack, arrived, ingested)
+                    origin, fields = self._origin(sequence, user.partition_key or partition_key, user.index)
+                    await self._one(user.data, origin, fields, ack, arrived, ingested)
             else:
-                await self._one(data, self._origin(sequence, partition_key), ack, arrived, ingested)
+                origin, fields = self._origin(sequence, partition_key)
+                await self._one(data, origin, fields, ack, arrived, ingested)
         return size
 
-    def _origin(self, version: str, partition_key: str, sequence: str | None = None,
-                sub: int | None = None) -> Origin:
-        extra = [("partition_key", partition_key), ("sequence_number", sequence or version),
-                 ("shard_id", self.shard_id)]
+    def _origin(self, sequence: str, partition_key: str, sub: int | None = None) -> tuple[Origin, dict[str, Any]]:
+        """The record's origin (ids: stream/shard, sequence number and the KPL sub-index) and its `aws.kinesis`."""
+        fields: dict[str, Any] = {"name": self.stream, "shard_id": self.shard_id, "sequence_number": sequence,
+                                  "partition_key": partition_key}
+        extra = [("partition_key", partition_key), ("sequence_number", sequence), ("shard_id", self.shard_id)]
+        version = sequence
         if sub is not None:
+            fields["subsequence_number"] = sub
             extra.append(("subsequence_number", str(sub)))
-        return Origin(self.source, "kinesis", key=self.key, version=version, extra=tuple(extra))
+            version = f"{sequence}:{sub}"
+        return Origin(self.source, "kinesis", key=self.key, version=version, extra=tuple(extra)), fields
 
-    async def _one(self, data: bytes, origin: Origin, ack: AckSet, arrived: str | None, ingested: str) -> None:
-        meta = dict(origin.extra)
-        fields: dict[str, Any] = {"name": self.stream, "shard_id": self.shard_id,
-                                  "sequence_number": meta["sequence_number"], "partition_key": meta["partition_key"]}
-        if "subsequence_number" in meta:
-            fields["subsequence_number"] = int(meta["subsequence_number"])
-
+    async def _one(self, data: bytes, origin: Origin, fields: dict[str, Any], ack: AckSet, arrived: str | None,
+                   ingested: str) -> None:
         def annotate(body: dict[str, Any]) -> None:
             aws = body.get("aws")
             if not isinstance(aws, dict):
