@@ -14,7 +14,6 @@ import base64
 import binascii
 import re
 
-from worker import telemetry as m
 from worker.aws import AwsClients
 from worker.config import SqsSource
 from worker.dead_letters import DeadLetters
@@ -23,9 +22,7 @@ from worker.model import AckSet, DeadLetter, Origin
 from worker.parsers import ParseContext
 from worker.parsers._fields import epoch_ms_to_iso
 from worker.pipeline import Pipeline, StreamParsers, UnknownLogType, single_chunk
-from worker.sources.sqs_consumer import SqsConsumer, SqsMessage
-
-log = m.get_logger("sluice.sqs")
+from worker.sources.sqs_consumer import SqsConsumer, SqsMessage, message_settled
 
 _BASE64 = re.compile(rb"[A-Za-z0-9+/\r\n]+={0,2}\s*")
 _COMPRESSED_MAGIC = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"BZh")
@@ -95,12 +92,7 @@ class SqsSourceRunner:
             await self._dead_letter("decode_error", f"message body cannot be decoded: {exc}", origin, msg, ack)
         except UnknownLogType as exc:
             await self._dead_letter("unknown_log_type", str(exc), origin, msg, ack)
-        ack.seal()
-        ok = await ack.wait()
-        if not ok:
-            log.warning("sqs_message_failed", source=self.name, message_id=msg.id, reason=ack.failure,
-                        receive_count=msg.receive_count)
-        return ok
+        return await message_settled(self.name, msg, ack)
 
     async def _dead_letter(self, reason: str, detail: str, origin: Origin, msg: SqsMessage, ack: AckSet) -> None:
         ack.add(1)

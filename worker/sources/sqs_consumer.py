@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker import telemetry as m
+from worker.model import AckSet
 
 log = m.get_logger("sluice.sqs")
 
@@ -32,6 +33,17 @@ class SqsMessage:
     """SentTimestamp (epoch ms): the same on every delivery, so it can date records that carry no time."""
     received_at: float = field(default_factory=time.monotonic)
     extended_at: float = field(default_factory=time.monotonic)
+
+
+async def message_settled(source: str, msg: SqsMessage, ack: AckSet) -> bool:
+    """Seal a message's unit and wait for it: True when every document is settled and the message may be
+    deleted; a failure is logged with its reason (the message is then made visible again)."""
+    ack.seal()
+    ok = await ack.wait()
+    if not ok:
+        log.warning("sqs_message_failed", source=source, message_id=msg.id, reason=ack.failure,
+                    receive_count=msg.receive_count)
+    return ok
 
 
 class SqsConsumer:

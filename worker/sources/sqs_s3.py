@@ -18,7 +18,7 @@ from worker.model import AckSet, DeadLetter, Origin
 from worker.pipeline import Pipeline
 from worker.sources.s3_events import NotificationError, parse_notification
 from worker.sources.s3_objects import ObjectIngester, ObjectSettings
-from worker.sources.sqs_consumer import SqsConsumer, SqsMessage
+from worker.sources.sqs_consumer import SqsConsumer, SqsMessage, message_settled
 
 log = m.get_logger("sluice.sqs_s3")
 
@@ -64,12 +64,7 @@ class SqsS3SourceRunner:
             if ack.failed:
                 break
             await self.objects.ingest(ref, ack)
-        ack.seal()
-        ok = await ack.wait()
-        if not ok:
-            log.warning("sqs_message_failed", source=self.name, message_id=msg.id, reason=ack.failure,
-                        receive_count=msg.receive_count)
-        return ok
+        return await message_settled(self.name, msg, ack)
 
 def settings_of(cfg: SqsS3Source | KinesisSource, pipeline_cfg: PipelineConfig) -> ObjectSettings:
     """The per-object part of a source's config (also what `sluice backfill` reads objects with, and what
