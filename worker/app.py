@@ -15,7 +15,6 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from worker import telemetry as m
 from worker.aws import AwsClients
@@ -162,25 +161,10 @@ class Worker:
         if tcfg.metrics_port == 0:
             return None
 
-        async def metrics(_: web.Request) -> web.Response:
-            resp = web.Response(body=generate_latest())
-            resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
-            return resp
+        from worker.health import serve_health
 
-        async def healthz(_: web.Request) -> web.Response:
-            return web.Response(text="ok")
-
-        async def readyz(_: web.Request) -> web.Response:
-            return web.Response(text="ready" if self.ready else "not ready", status=200 if self.ready else 503)
-
-        app = web.Application()
-        app.router.add_get("/metrics", metrics)
-        app.router.add_get("/healthz", healthz)
-        app.router.add_get("/readyz", readyz)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, tcfg.metrics_host, tcfg.metrics_port)
-        await site.start()
+        runner = await serve_health(tcfg.metrics_host, tcfg.metrics_port, lambda: None,
+                                    lambda: None if self.ready else "not ready")
         log.info("metrics_server_started", host=tcfg.metrics_host, port=tcfg.metrics_port)
         return runner
 

@@ -329,48 +329,27 @@ class Supervisor:
         tcfg = self.cfg.telemetry
         if tcfg.metrics_port == 0:
             return None
-        from aiohttp import web
-        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+        from prometheus_client import CollectorRegistry
         from prometheus_client.multiprocess import MultiProcessCollector
+
+        from worker.health import serve_health
 
         registry = CollectorRegistry(auto_describe=False)
         MultiProcessCollector(registry, path=self.metrics_dir)  # type: ignore[no-untyped-call]
-        own = _OwnCollector(self)
-        registry.register(own)
+        registry.register(_OwnCollector(self))
 
-        async def metrics(_: web.Request) -> web.Response:
-            resp = web.Response(body=generate_latest(registry))
-            resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
-            return resp
+        def healthy() -> str | None:
+            down = [i for i, pid in enumerate(self.child_pids()) if pid is None]
+            return f"children not running: {down}" if down else None
 
-        async def healthz(_: web.Request) -> web.Response:
-            pids = self.child_pids()
-            down = [i for i, pid in enumerate(pids) if pid is None]
-            if down:
-                return web.Response(text=f"children not running: {down}", status=503)
-            return web.Response(text="ok")
-
-        async def readyz(_: web.Request) -> web.Response:
+        def ready() -> str | None:
             if self.stopping.is_set():
-                return web.Response(text="stopping", status=503)
-            pids = self.child_pids()
-            ready = self.ready_pids()
-            waiting = [i for i, pid in enumerate(pids) if pid is None or pid not in ready]
-            if waiting:
-                return web.Response(text=f"children not ready: {waiting}", status=503)
-            return web.Response(text="ready")
+                return "stopping"
+            ready_pids = self.ready_pids()
+            waiting = [i for i, pid in enumerate(self.child_pids()) if pid is None or pid not in ready_pids]
+            return f"children not ready: {waiting}" if waiting else None
 
-        app = web.Application()
-        app.router.add_get("/metrics", metrics)
-        app.router.add_get("/healthz", healthz)
-        app.router.add_get("/readyz", readyz)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, tcfg.metrics_host, tcfg.metrics_port).start()
-        except OSError:
-            await runner.cleanup()
-            raise
+        runner = await serve_health(tcfg.metrics_host, tcfg.metrics_port, healthy, ready, registry)
         self.log.info("metrics_server_started", host=tcfg.metrics_host, port=tcfg.metrics_port)
         return runner
 
