@@ -55,25 +55,3 @@ def leases(ddb: Any, table: str) -> dict[str, dict[str, Any]]:
         if not resp.get("LastEvaluatedKey"):
             return out
         kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-
-
-def docs_of(client: Any, prefix: str) -> list[dict[str, Any]]:
-    """Every document under `prefix` (all log types), with `_id` and `_source`, read with a scroll."""
-    pattern = f"{prefix}-*"
-    if not client.indices.exists(index=pattern):
-        return []
-    client.indices.refresh(index=pattern)
-    out: list[dict[str, Any]] = []
-    resp = client.search(index=pattern, body={"query": {"match_all": {}}, "size": 1000}, scroll="1m")
-    while resp["hits"]["hits"]:
-        out.extend(resp["hits"]["hits"])
-        resp = client.scroll(scroll_id=resp["_scroll_id"], scroll="1m")
-    return out
-
-
-def count(client: Any, prefix: str) -> int:
-    pattern = f"{prefix}-*"
-    if not client.indices.exists(index=pattern):
-        return 0
-    client.indices.refresh(index=pattern)
-    return int(client.count(index=pattern)["count"])

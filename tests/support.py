@@ -100,6 +100,36 @@ def all_docs(client: OpenSearch, index: str, size: int = 10000) -> list[dict[str
     return [h for h in hits]
 
 
+def scroll_hits(client: OpenSearch, prefix: str, source: bool = True) -> list[dict[str, Any]]:
+    """Every hit under the index prefix (all log types; `[]` before any index exists), refreshed first and read
+    with a scroll, duplicates (the same id in two indices) included."""
+    pattern = f"{prefix}-*"
+    if not client.indices.exists(index=pattern):
+        return []
+    client.indices.refresh(index=pattern)
+    out: list[dict[str, Any]] = []
+    resp = client.search(index=pattern, scroll="1m",
+                         body={"query": {"match_all": {}}, "_source": source, "size": 2000})
+    while hits := resp["hits"]["hits"]:
+        out.extend(hits)
+        resp = client.scroll(scroll_id=resp["_scroll_id"], scroll="1m")
+    return out
+
+
+def all_ids(client: OpenSearch, prefix: str) -> list[str]:
+    """Every `_id` under the index prefix, duplicates included."""
+    return [h["_id"] for h in scroll_hits(client, prefix, source=False)]
+
+
+def count(client: OpenSearch, prefix: str) -> int:
+    """Documents under the index prefix (0 before any index exists), refreshed first."""
+    pattern = f"{prefix}-*"
+    if not client.indices.exists(index=pattern):
+        return 0
+    client.indices.refresh(index=pattern)
+    return int(client.count(index=pattern)["count"])
+
+
 def backup_records(s3: Any, bucket: str) -> tuple[list[dict[str, Any]], list[str]]:
     """(dead-letter records from NDJSON.gz objects, keys of whole objects kept) in the backup bucket."""
     records: list[dict[str, Any]] = []

@@ -42,7 +42,7 @@ import yaml
 from botocore.config import Config as BotoConfig
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import make_config, os_client, queue_depth
+from tests.support import all_ids, make_config, os_client, queue_depth
 from worker.local_servers import DUMMY_AWS_ENV, MotoServer, free_port
 from worker.model import Origin
 from worker.samples import ACCOUNT, REGION, alb_lines, vpc_flow_lines
@@ -279,19 +279,6 @@ def _config(aws: Aws, server: MotoServer, opensearch_url: str, prefix: str, port
                        telemetry={"metrics_port": port, "metrics_host": "127.0.0.1"}, **over)
 
 
-def _indexed_ids(client: Any, prefix: str) -> list[str]:
-    if not client.indices.exists(index=f"{prefix}-*"):
-        return []
-    client.indices.refresh(index=f"{prefix}-*")
-    ids: list[str] = []
-    resp = client.search(index=f"{prefix}-*", scroll="1m",
-                         body={"query": {"match_all": {}}, "_source": False, "size": 2000})
-    while resp["hits"]["hits"]:
-        ids += [h["_id"] for h in resp["hits"]["hits"]]
-        resp = client.scroll(scroll_id=resp["_scroll_id"], scroll="1m")
-    return ids
-
-
 async def _drained(aws: Aws, worker: WorkerProcess, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     empty = 0
@@ -303,7 +290,7 @@ async def _drained(aws: Aws, worker: WorkerProcess, timeout: float) -> None:
 
 
 async def _assert_exactly_once(aws: Aws, client: Any, prefix: str, expected: set[str]) -> None:
-    ids = await asyncio.to_thread(_indexed_ids, client, prefix)
+    ids = await asyncio.to_thread(all_ids, client, prefix)
     assert len(ids) == len(expected), f"{len(ids)} documents for {len(expected)} lines"
     assert set(ids) == expected
     assert queue_depth(aws.sqs, aws.queue_url) == 0
@@ -349,7 +336,7 @@ async def test_s3_outage_nacks_with_growing_visibility_then_recovers(
             await asyncio.sleep(2.5)
             assert await asyncio.to_thread(worker.alive_and_healthy), worker.tail()
             assert queue_depth(aws.sqs, aws.queue_url) == 6, "a message was deleted while S3 was down"
-        assert await asyncio.to_thread(_indexed_ids, client, prefix) == []
+        assert await asyncio.to_thread(all_ids, client, prefix) == []
         assert _backup_keys(aws) == []
         nacks = worker.events("sqs_message_nacked")
         received = worker.metric("sluice_sqs_messages_received_total")

@@ -23,6 +23,7 @@ import orjson
 import yaml
 
 from tests.support import (
+    all_ids,
     backup_records,
     drained,
     index_counts,
@@ -80,18 +81,6 @@ def _put_many(s3: Any, bucket: str, objects: dict[str, bytes]) -> dict[str, str]
 
     with ThreadPoolExecutor(8) as pool:
         return dict(pool.map(put, objects.items()))
-
-
-def _all_ids(client: Any, prefix: str) -> list[str]:
-    """Every `_id` under the index prefix, duplicates (the same id in two indices) included."""
-    client.indices.refresh(index=f"{prefix}-*")
-    ids: list[str] = []
-    resp = client.search(index=f"{prefix}-*", scroll="1m",
-                         body={"query": {"match_all": {}}, "_source": False, "size": 2000})
-    while hits := resp["hits"]["hits"]:
-        ids += [h["_id"] for h in hits]
-        resp = client.scroll(scroll_id=resp["_scroll_id"], scroll="1m")
-    return ids
 
 
 def _total(client: Any, prefix: str) -> int:
@@ -205,7 +194,7 @@ async def test_backfill_500_objects_resumes_after_sigint_and_sigkill_and_a_rerun
     done3 = _recorded(state, bucket)
     assert set(done3) == set(offsets)  # every log object, not the digest, not the key outside the prefix
 
-    ids = _all_ids(client, prefix)
+    ids = all_ids(client, prefix)
     assert len(ids) == OBJECTS * LINES, f"{len(ids)} documents for {OBJECTS * LINES} lines"
     assert set(ids) == expected
 
@@ -256,7 +245,7 @@ async def test_since_until_select_by_last_modified_and_a_rewritten_object_is_ing
     assert (report.listed, report.ingested, report.skipped_done) == (10, 1, 9)
     assert _recorded(state, bucket)[key] == f"etag:{etag}"
     assert _total(client, prefix) == 10 * LINES + 4
-    assert _ids(bucket, key, f"etag:{etag}", offsets) <= set(_all_ids(client, prefix))
+    assert _ids(bucket, key, f"etag:{etag}", offsets) <= set(all_ids(client, prefix))
 
 
 async def test_backfill_after_notifications_adds_no_document(aws_endpoint: str, opensearch_url: str, boto: Any,
@@ -276,7 +265,7 @@ async def test_backfill_after_notifications_adds_no_document(aws_endpoint: str, 
     cfg = make_config(aws_endpoint=aws_endpoint, opensearch_url=opensearch_url, queue_url=s3_queue.queue_url,
                       backup_bucket=backup.bucket, replay_queue_url=backup.replay_queue_url, index_prefix=prefix)
     await run_worker_until(cfg, drained(sqs, s3_queue.queue_url))
-    live_ids = _all_ids(client, prefix)
+    live_ids = all_ids(client, prefix)
     assert len(live_ids) == expected_docs
 
     created = metric("sluice_documents_indexed_total", result="created")
@@ -287,7 +276,7 @@ async def test_backfill_after_notifications_adds_no_document(aws_endpoint: str, 
     # Every document came back as a 409 on `create`: the backfill built exactly the ids the notifications did.
     assert metric("sluice_documents_indexed_total", result="exists") - exists == expected_docs
     assert metric("sluice_documents_indexed_total", result="created") == created
-    assert sorted(_all_ids(client, prefix)) == sorted(live_ids)
+    assert sorted(all_ids(client, prefix)) == sorted(live_ids)
     assert backup_records(s3, backup.bucket) == ([], [])
 
 
@@ -338,7 +327,7 @@ async def test_versioned_buckets_use_version_ids_and_a_changed_etag_is_not_read(
     cfg = _config(aws_endpoint, opensearch_url, backup, prefix)
     report = await backfill(cfg, BackfillOptions(bucket, "", tmp_path / "v.state"))
     assert (report.listed, report.ingested) == (1, 1)  # the current version only
-    assert set(_all_ids(client, prefix)) == _ids(bucket, key, version, offsets)
+    assert set(all_ids(client, prefix)) == _ids(bucket, key, version, offsets)
     assert _recorded(tmp_path / "v.state", bucket) == {key: version}
 
     # Listed with one ETag, rewritten before it is read: not read (If-Match), so newer bytes never get the

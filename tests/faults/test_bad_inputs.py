@@ -51,7 +51,7 @@ import boto3.s3.transfer
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import backup_records, make_config, os_client, queue_depth, replay_pointers
+from tests.support import all_ids, backup_records, make_config, os_client, queue_depth, replay_pointers
 from worker.local_servers import free_port
 from worker.model import Origin
 from worker.samples import ACCOUNT, REGION, alb_lines, vpc_flow_lines
@@ -244,17 +244,6 @@ def _sum(metrics: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str
     return sum(v for (n, ls), v in metrics.items() if n == name and set(labels.items()) <= ls)
 
 
-def _ids_by_prefix(client: Any, prefix: str) -> Counter[str]:
-    client.indices.refresh(index=f"{prefix}-*")
-    ids: Counter[str] = Counter()
-    resp = client.search(index=f"{prefix}-*", scroll="1m",
-                         body={"query": {"match_all": {}}, "_source": False, "size": 2000})
-    while resp["hits"]["hits"]:
-        ids.update(h["_id"] for h in resp["hits"]["hits"])
-        resp = client.scroll(scroll_id=resp["_scroll_id"], scroll="1m")
-    return ids
-
-
 def _spawn(cfg_file: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen([str(SLUICE), "run", "--config", str(cfg_file)], stdin=subprocess.DEVNULL,
@@ -344,7 +333,7 @@ async def test_bad_inputs_are_kept_and_good_parts_indexed(tmp_path: Path, aws_en
             proc.wait()
 
     # --- the index: exactly the good lines of every object --------------------------------------------------
-    ids = await asyncio.to_thread(_ids_by_prefix, client, prefix)
+    ids = Counter(await asyncio.to_thread(all_ids, client, prefix))
     assert max(ids.values()) == 1, "a document is in two indices"
     by_object: dict[str, set[str]] = {}
     for doc_id in ids:

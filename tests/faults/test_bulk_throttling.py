@@ -18,6 +18,7 @@ from typing import Any
 from tests.faults.proxy import FaultProxy
 from tests.support import (
     RunningWorker,
+    all_ids,
     backup_records,
     drained,
     make_config,
@@ -62,18 +63,6 @@ def put_objects(s3: Any, bucket: str, first: int, count: int, lines: int, tag: s
         etag = s3.put_object(Bucket=bucket, Key=key, Body=body)["ETag"].strip('"')
         prefix = Origin("logs", "s3", bucket, key, f"etag:{etag}").id_prefix()
         ids |= {f"{prefix}.{off}" for off in offsets}
-    return ids
-
-
-def all_ids(client: Any, prefix: str) -> list[str]:
-    """Every `_id` under the index prefix, duplicates (the same id in two indices) included."""
-    client.indices.refresh(index=f"{prefix}-*")
-    ids: list[str] = []
-    resp = client.search(index=f"{prefix}-*", scroll="1m",
-                         body={"query": {"match_all": {}}, "_source": False, "size": 5000})
-    while resp["hits"]["hits"]:
-        ids += [h["_id"] for h in resp["hits"]["hits"]]
-        resp = client.scroll(scroll_id=resp["_scroll_id"], scroll="1m")
     return ids
 
 

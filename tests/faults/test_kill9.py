@@ -33,7 +33,15 @@ from typing import Any
 import orjson
 import yaml
 
-from tests.support import backup_records, index_counts, make_config, os_client, queue_depth, replay_pointers
+from tests.support import (
+    all_ids,
+    backup_records,
+    index_counts,
+    make_config,
+    os_client,
+    queue_depth,
+    replay_pointers,
+)
 from worker.model import Origin
 from worker.samples import ACCOUNT, REGION, alb_lines, vpc_flow_lines
 
@@ -79,21 +87,6 @@ def _expected_ids(bucket: str, key: str, body_etag: str, offsets: list[int]) -> 
     """Ids as the worker derives them: hash of (bucket, key, etag version tag), then the line's byte offset."""
     prefix = Origin(SOURCE, "s3", bucket, key, f"etag:{body_etag}").id_prefix()
     return {f"{prefix}.{off}" for off in offsets}
-
-
-def _all_ids(client: Any, prefix: str) -> list[str]:
-    """Every `_id` under the prefix, duplicates (the same id in two indices) included."""
-    client.indices.refresh(index=f"{prefix}-*")
-    ids: list[str] = []
-    resp = client.search(index=f"{prefix}-*", scroll="1m", body={"query": {"match_all": {}}, "_source": False,
-                                                                 "size": 2000})
-    while True:
-        hits = resp["hits"]["hits"]
-        if not hits:
-            break
-        ids += [h["_id"] for h in hits]
-        resp = client.scroll(scroll_id=resp["_scroll_id"], scroll="1m")
-    return ids
 
 
 def _events(log_path: Path) -> Counter[str]:
@@ -222,7 +215,7 @@ async def test_kill9_twenty_times_loses_and_doubles_nothing(tmp_path: Path, aws_
     dl_writes += final["dead_letters_written"]
     duration = time.monotonic() - started
 
-    ids = await asyncio.to_thread(_all_ids, client, prefix)
+    ids = await asyncio.to_thread(all_ids, client, prefix)
     records, objects = backup_records(s3, backup.bucket)
     dead = Counter((r["origin"]["key"], r["offset"]) for r in records)
     pointers = replay_pointers(sqs, backup.replay_queue_url)

@@ -25,7 +25,7 @@ import orjson
 import yaml
 
 from tests.kinesis_support import create_stream, kinesis_config, leases
-from tests.support import os_client
+from tests.support import all_ids, os_client
 from worker.model import Origin
 from worker.samples import vpc_flow_lines
 
@@ -66,17 +66,6 @@ class Writer(threading.Thread):
             self.written.append((resp["ShardId"], resp["SequenceNumber"]))
             i += 1
             time.sleep(1 / self.rate)
-
-
-def _ids(client: Any, prefix: str) -> list[str]:
-    client.indices.refresh(index=f"{prefix}-*")
-    ids: list[str] = []
-    resp = client.search(index=f"{prefix}-*", scroll="1m",
-                         body={"query": {"match_all": {}}, "_source": False, "size": 2000})
-    while resp["hits"]["hits"]:
-        ids += [h["_id"] for h in resp["hits"]["hits"]]
-        resp = client.scroll(scroll_id=resp["_scroll_id"], scroll="1m")
-    return ids
 
 
 async def _until(predicate: Any, timeout: float, what: str, logs: list[Path]) -> float:
@@ -155,9 +144,9 @@ async def test_three_workers_share_four_shards_and_survive_a_kill(
                 for shard, seq in written}
     assert len(expected) == len(written)
     try:
-        await _until(lambda: len(_ids(client, prefix)) >= len(written), 90, "every record indexed", logs[1:])
+        await _until(lambda: len(all_ids(client, prefix)) >= len(written), 90, "every record indexed", logs[1:])
         await asyncio.sleep(2.0)  # anything doubled would show up now
-        ids = _ids(client, prefix)
+        ids = all_ids(client, prefix)
         doubled = [i for i, n in Counter(ids).items() if n > 1]
         assert not doubled, f"{len(doubled)} ids indexed twice"
         assert set(ids) == expected, (len(set(ids) - expected), len(expected - set(ids)))

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.kinesis_support import count, create_stream, kinesis_config, leases
-from tests.support import metric, os_client, wait_for
+from tests.kinesis_support import create_stream, kinesis_config, leases
+from tests.support import count, metric, os_client, wait_for
 from worker.app import Worker
 from worker.samples import vpc_flow_lines
 from worker.sources.kinesis import KinesisSourceRunner

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.kinesis_support import count, create_stream, kinesis_config, leases
-from tests.support import metric, os_client, wait_for
+from tests.kinesis_support import create_stream, kinesis_config, leases
+from tests.support import count, metric, os_client, wait_for
 from worker.app import Worker
 from worker.samples import vpc_flow_lines
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import boto3
 
-from tests.kinesis_support import count, docs_of, kinesis_config, leases
-from tests.support import os_client, wait_for
+from tests.kinesis_support import kinesis_config, leases
+from tests.support import count, os_client, scroll_hits, wait_for
 from worker.app import Worker
 from worker.local_servers import AWS_REGION, DUMMY_AWS_ENV
 from worker.model import Origin
@@ -107,7 +107,7 @@ async def test_split_while_writing_keeps_every_record_and_per_key_order(
         worker.request_stop()
         await asyncio.wait_for(task, 30)
 
-    docs = docs_of(client, prefix)
+    docs = scroll_hits(client, prefix)
     expected = {Origin("stream", "kinesis", key=f"{stream}/{shard}", version=seq).id_prefix() + ".0"
                 for shard, seq, _, _ in written}
     ids = [d["_id"] for d in docs]

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.kinesis_support import count, create_stream, docs_of, kinesis_config, leases
+from tests.kinesis_support import create_stream, kinesis_config, leases
 from tests.kpl import aggregate
-from tests.support import backup_records, metric, os_client, run_worker_until
+from tests.support import backup_records, count, metric, os_client, run_worker_until, scroll_hits
 from worker.samples import ACCOUNT, vpc_flow_lines
 
 LAMBDA_GROUP = "/aws/lambda/orders-api"
@@ -74,7 +74,7 @@ async def test_cloudwatch_logs_subscription_vpc_flow_and_lambda(env: dict[str, A
     await run_worker_until(cfg, lambda: count(env["os"], env["prefix"]) >= len(vpc) + len(lam), timeout=90,
                            settle=2.0)
 
-    docs = docs_of(env["os"], env["prefix"])
+    docs = scroll_hits(env["os"], env["prefix"])
     by_type: dict[str, int] = {}
     for hit in docs:
         kind = hit["_index"].split("-")[-2]
@@ -113,7 +113,7 @@ async def test_plain_gzip_and_kpl_records_with_a_fixed_log_type(env: dict[str, A
     before = metric("sluice_kinesis_records_read_total", source="stream")
     await run_worker_until(env["cfg"](log_type="vpc_flow"), lambda: count(env["os"], env["prefix"]) >= len(lines),
                            timeout=60, settle=1.5)
-    docs = docs_of(env["os"], env["prefix"])
+    docs = scroll_hits(env["os"], env["prefix"])
     assert len(docs) == len(lines)
     assert sorted(d["_source"]["source"]["ip"] for d in docs) == sorted(line.split()[3] for line in lines)
     subs = sorted(d["_source"]["aws"]["kinesis"].get("subsequence_number", -1) for d in docs)
@@ -171,7 +171,7 @@ async def test_cloudfront_real_time_log_records(env: dict[str, Any]) -> None:
     written = metric("sluice_kinesis_checkpoints_total", source="stream", outcome="written")
     await run_worker_until(env["cfg"](log_type="cloudfront_realtime"),
                            lambda: count(env["os"], env["prefix"]) >= 5, timeout=60, settle=1.0)
-    docs = docs_of(env["os"], env["prefix"])
+    docs = scroll_hits(env["os"], env["prefix"])
     assert len(docs) == 5 and all("cloudfront_realtime" in d["_index"] for d in docs)
     assert {d["_source"]["source"]["ip"] for d in docs} == {"198.51.100.23"}
     assert sorted(d["_source"]["@timestamp"] for d in docs)[0].startswith("2020-06-02T15:39:58.000")
@@ -204,5 +204,5 @@ async def test_latest_skips_what_the_stream_held_before_the_first_start(env: dic
     # Restarted: the checkpoint, not LATEST, decides; a record written while no worker ran is read.
     env["kinesis"].put_record(StreamName=env["stream"], PartitionKey="later", Data="\n".join(lines[20:]).encode())
     await run_worker_until(cfg, lambda: count(env["os"], env["prefix"]) >= 20, timeout=60, settle=1.0)
-    ips = sorted(d["_source"]["source"]["ip"] for d in docs_of(env["os"], env["prefix"]))
+    ips = sorted(d["_source"]["source"]["ip"] for d in scroll_hits(env["os"], env["prefix"]))
     assert ips == sorted(line.split()[3] for line in lines[10:])

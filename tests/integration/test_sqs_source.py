@@ -8,8 +8,16 @@ from typing import Any
 
 import pytest
 
-from tests.kinesis_support import count, docs_of
-from tests.support import backup_records, drained, make_config, os_client, queue_depth, run_worker_until
+from tests.support import (
+    backup_records,
+    count,
+    drained,
+    make_config,
+    os_client,
+    queue_depth,
+    run_worker_until,
+    scroll_hits,
+)
 from worker.model import Origin
 from worker.samples import vpc_flow_lines
 
@@ -43,7 +51,7 @@ async def test_plain_base64_and_gzip_bodies(env: dict[str, Any]) -> None:
     app = sqs.send_message(QueueUrl=url, MessageBody='{"level":"error","msg":"payment failed","order":42}')
     await run_worker_until(env["cfg"](), drained(sqs, url), timeout=60, settle=1.0)
 
-    docs = docs_of(env["os"], env["prefix"])
+    docs = scroll_hits(env["os"], env["prefix"])
     vpc = [d for d in docs if "-vpc_flow-" in d["_index"]]
     assert sorted(d["_source"]["source"]["ip"] for d in vpc) == sorted(line.split()[3] for line in lines)
     # Ids: message id + line offset, so a redelivered message makes the same documents.
@@ -88,7 +96,7 @@ async def test_processing_options_through_a_real_queue(env: dict[str, Any]) -> N
                   "exclude": ["DEBUG"], "tags": ["orders"], "fields": {"service.name": "orders"}}
     await run_worker_until(env["cfg"](log_type="generic", processing=processing), drained(sqs, url), timeout=60,
                            settle=1.0)
-    docs = sorted((d["_source"] for d in docs_of(env["os"], env["prefix"])), key=lambda d: d["message"])
+    docs = sorted((d["_source"] for d in scroll_hits(env["os"], env["prefix"])), key=lambda d: d["message"])
     assert [d["message"].split("\n")[0] for d in docs] == ["2026-11-22 10:00:01 ERROR request failed",
                                                            "2026-11-22 10:00:03 INFO done"]
     assert docs[0]["message"].count("\n") == 2
