@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -40,9 +39,10 @@ from typing import Any, TextIO
 from botocore.exceptions import ClientError
 
 from worker import telemetry as m
-from worker.app import build_enricher, tune_gc
+from worker.app import build_enricher
 from worker.aws import AwsClients
 from worker.backfill_state import BackfillState, StateFileError, default_state_path
+from worker.command import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, run_command
 from worker.config import Config, SqsS3Source
 from worker.dead_letters import DeadLetters
 from worker.model import AckSet, Outcome
@@ -62,7 +62,6 @@ MAX_UNSETTLED = 4096
 LIST_AHEAD = 100_000
 """Listed objects waiting to be read: listing runs ahead (so the total and the ETA are known early) but not
 without bound, so a prefix with millions of objects does not fill memory."""
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class BackfillAborted(Exception):
@@ -462,42 +461,19 @@ async def backfill(cfg: Config, opts: BackfillOptions, stop: asyncio.Event | Non
 
 def run_backfill(cfg: Config, args: argparse.Namespace) -> int:
     """The `sluice backfill` command: 0 all done, 1 some objects failed, 2 bad arguments, 130 interrupted."""
-    import uvloop
-
     try:
         opts = options_from_args(args)
     except BackfillUsageError as exc:
         print(f"sluice backfill: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    level = cfg.telemetry.log_level if cfg.telemetry.log_level != "info" else "warning"
-    m.configure_logging(level, cfg.telemetry.log_format)
-    tune_gc()
 
-    async def main() -> int:
-        stop = asyncio.Event()
-        task = asyncio.current_task()
+    async def body(stop: asyncio.Event) -> int:
+        return (await backfill(cfg, opts, stop, sys.stderr)).exit_code
 
-        def on_signal() -> None:
-            if stop.is_set() and task is not None:
-                task.cancel()  # a second signal: stop at once (unrecorded objects are retried next time)
-            stop.set()
-
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal)
-        try:
-            report = await backfill(cfg, opts, stop, sys.stderr)
-        except StateFileError as exc:
+    def known(exc: Exception) -> int | None:
+        if isinstance(exc, StateFileError):
             print(f"sluice backfill: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        except asyncio.CancelledError:
-            print("sluice backfill: stopped", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        except BackfillAborted:
-            return EXIT_FAILED
-        except Exception as exc:  # e.g. OpenSearch unreachable while installing templates: say what, exit 1
-            print(f"sluice backfill: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-        return report.exit_code
+        return EXIT_FAILED if isinstance(exc, BackfillAborted) else None
 
-    return uvloop.run(main())
+    return run_command("backfill", cfg, body, known)

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from tests.support import metric
+from worker.command import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from worker.config import PipelineConfig
 from worker.model import AckSet, Document, Origin
 from worker.parsers import ParseContext
@@ -27,7 +28,7 @@ from worker.replay.plan import (
     plan_record,
 )
 from worker.replay.rate import RateLimitedSink, TokenBucket
-from worker.replay.report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ReplayReport
+from worker.replay.report import ReplayReport
 
 ORIGIN = {"source": "logs", "kind": "s3", "bucket": "b", "key": "AWSLogs/1/vpcflowlogs/x.log.gz", "version": "etag:e"}
 

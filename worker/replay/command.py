@@ -27,15 +27,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
 import time
 from datetime import datetime
 from typing import TextIO
 
 from worker import telemetry as m
-from worker.app import build_enricher, tune_gc
+from worker.app import build_enricher
 from worker.aws import AwsClients
+from worker.command import EXIT_USAGE, run_command
 from worker.config import Config
 from worker.dead_letters import DeadLetters
 from worker.pipeline import Pipeline
@@ -50,7 +50,7 @@ from worker.replay.options import (
     replay_source_config,
 )
 from worker.replay.pointers import PointerQueue
-from worker.replay.report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ReplayReport
+from worker.replay.report import ReplayReport
 from worker.setup import source_indices
 from worker.sinks.opensearch import OpenSearchSink, build_client
 
@@ -156,44 +156,13 @@ async def replay(cfg: Config, opts: ReplayOptions, stop: asyncio.Event | None = 
 
 def run_replay(cfg: Config, args: argparse.Namespace) -> int:
     """The `sluice replay` command: 0 all settled, 1 some failed, 2 bad arguments, 130 interrupted."""
-    import uvloop
-
     try:
         opts = options_from_args(args)
     except ReplayUsageError as exc:
         print(f"sluice replay: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    level = cfg.telemetry.log_level if cfg.telemetry.log_level != "info" else "warning"
-    m.configure_logging(level, cfg.telemetry.log_format)
-    tune_gc()
 
-    async def main() -> int:
-        stop = asyncio.Event()
-        task = asyncio.current_task()
+    async def body(stop: asyncio.Event) -> int:
+        return (await replay(cfg, opts, stop, sys.stderr)).exit_code
 
-        def on_signal() -> None:
-            if stop.is_set() and task is not None:
-                task.cancel()  # a second signal: stop at once (pointers not deleted are replayed next time)
-            stop.set()
-
-        loop = asyncio.get_running_loop()
-        handled: list[signal.Signals] = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError, RuntimeError):  # not the main thread: no signal handling
-                loop.add_signal_handler(sig, on_signal)
-                handled.append(sig)
-        try:
-            report = await replay(cfg, opts, stop, sys.stderr)
-        except asyncio.CancelledError:
-            print("sluice replay: stopped", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        except Exception as exc:  # e.g. OpenSearch unreachable for the templates: a message, not a traceback
-            log.debug("replay_crashed", exc_info=True)
-            print(f"sluice replay: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-        finally:
-            for sig in handled:
-                loop.remove_signal_handler(sig)
-        return report.exit_code
-
-    return uvloop.run(main())
+    return run_command("replay", cfg, body)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from worker.command import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from worker.progress import duration
 from worker.replay.counts import ReplayCounts
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 @dataclass(slots=True)
