@@ -107,6 +107,19 @@ class Multiline:
         self._lines.append(line)
         self._bytes += 1 + size
 
+    def _join(self, offset: int, line: str, out: list[Frame]) -> None:
+        """Add a line to the pending event (or start one); an event at max_lines / max_bytes is emitted first,
+        and the line starts the next one (counted as a split: nothing is dropped)."""
+        size = _size(line)
+        if not self._lines:
+            self._start(offset, line, size)
+        elif self._fits(size):
+            self._append(line, size)
+        else:
+            self.splits += 1
+            self._emit(out)
+            self._start(offset, line, size)
+
     def _emit(self, out: list[Frame]) -> None:
         lines = self._lines
         out.append((self._offset, lines[0] if len(lines) == 1 else "\n".join(lines)))
@@ -116,28 +129,14 @@ class Multiline:
     def _feed_after(self, frames: list[Frame], out: list[Frame]) -> None:
         continues = self._continues
         for offset, line in frames:
-            size = _size(line)
-            if self._lines:
-                if continues(line):
-                    if self._fits(size):
-                        self._append(line, size)
-                        continue
-                    self.splits += 1
+            if self._lines and not continues(line):
                 self._emit(out)
-            self._start(offset, line, size)
+            self._join(offset, line, out)
 
     def _feed_before(self, frames: list[Frame], out: list[Frame]) -> None:
         continues = self._continues
         for offset, line in frames:
-            size = _size(line)
-            if not self._lines:
-                self._start(offset, line, size)
-            elif self._fits(size):
-                self._append(line, size)
-            else:
-                self.splits += 1
-                self._emit(out)
-                self._start(offset, line, size)
+            self._join(offset, line, out)
             if not continues(line):
                 self._emit(out)
 
@@ -146,15 +145,7 @@ class Multiline:
         # emitted by a max_lines / max_bytes split, so a split does not shift the groups after it.
         per_event = self._count_lines
         for offset, line in frames:
-            size = _size(line)
-            if not self._lines:
-                self._start(offset, line, size)
-            elif self._fits(size):
-                self._append(line, size)
-            else:
-                self.splits += 1
-                self._emit(out)
-                self._start(offset, line, size)
+            self._join(offset, line, out)
             self._group += 1
             if self._group >= per_event:
                 self._emit(out)
@@ -164,14 +155,7 @@ class Multiline:
         continues = self._continues
         for offset, line in frames:
             if continues(line):
-                size = _size(line)
-                if self._lines:
-                    if self._fits(size):
-                        self._append(line, size)
-                        continue
-                    self.splits += 1
-                    self._emit(out)
-                self._start(offset, line, size)
+                self._join(offset, line, out)
             else:
                 if self._lines:
                     self._emit(out)
