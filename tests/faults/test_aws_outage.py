@@ -424,7 +424,12 @@ async def test_aws_frozen_longer_than_visibility_then_thawed(
         while worker.metric("sluice_sqs_messages_deleted_total") < 4:
             assert time.monotonic() < deadline, worker.tail()
             await asyncio.sleep(0.1)
+        # Freeze while messages are held: right after a batch is deleted the next receive may not have
+        # returned yet, and a freeze then would test nothing (the assertion below says so).
         held = worker.metric("sluice_messages_in_flight")
+        while held < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            held = worker.metric("sluice_messages_in_flight")
         private_moto.pause()
         try:
             for _ in range(6):  # 15 s frozen: past the 10 s visibility of what the worker holds
