@@ -13,6 +13,7 @@ from opensearchpy import OpenSearch
 
 from worker.app import Worker
 from worker.config import Config, parse_config
+from worker.model import Document
 
 
 def make_config(*, aws_endpoint: str, opensearch_url: str, queue_url: str, backup_bucket: str,
@@ -198,3 +199,19 @@ async def wait_for(predicate: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.5)
+
+
+class CollectingSink:
+    """A pipeline sink that keeps every document (with its dict) in `docs`, for unit tests of pure code."""
+
+    def __init__(self) -> None:
+        self.docs: list[Document] = []
+
+    def add(self, doc: Document) -> None:
+        self.docs.append(doc)
+
+    async def ready(self) -> None:
+        return None
+
+    async def submit(self, docs: list[Document]) -> None:
+        self.docs.extend(docs)

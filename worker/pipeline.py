@@ -18,8 +18,8 @@ from worker.config import PipelineConfig
 from worker.dead_letters import DeadLetters
 from worker.decoding import FramingError, JsonRecordsFramer, LineFramer, StreamDecoder
 from worker.model import AckSet, DeadLetter, Document, Origin
-from worker.parsers import Emitted, Failed, ParseContext
-from worker.parsers.stream import StreamParser
+from worker.parsers import Failed, ParseContext
+from worker.parsers.stream import EmitFn, StreamParser
 from worker.routing import sniff_log_type
 
 if TYPE_CHECKING:
@@ -36,6 +36,14 @@ allocation and the garbage collector cost more than the parsing itself (bench/pa
 
 
 class Sink(Protocol):
+    """Where documents go. `add` takes one document at once (a sink serialises or converts it then, while the
+    parser's dict is fresh, and must not keep the dict); `ready` is the backpressure, awaited after every slice
+    of added documents; `submit` is `add` for each, then `ready`."""
+
+    def add(self, doc: Document) -> None: ...
+
+    async def ready(self) -> None: ...
+
     async def submit(self, docs: list[Document]) -> None: ...
 
 
@@ -140,14 +148,14 @@ class Pipeline:
                 frames = framer.feed(data)
                 emit.invalid_utf8(framer.take_invalid())
                 for start in range(0, len(frames), PARSE_SLICE):
-                    await emit.results(stream.process(frames[start : start + PARSE_SLICE]))
+                    await emit.parsed(stream.each(frames[start : start + PARSE_SLICE], emit.document))
                 await emit.oversize(framer.take_oversize(), log_type)
                 await emit.keep_invalid_utf8(log_type)
             frames = framer.finish()
             emit.invalid_utf8(framer.take_invalid())
-            await emit.results(stream.process(frames))
+            await emit.parsed(stream.each(frames, emit.document))
             await emit.oversize(framer.take_oversize(), log_type)
-            await emit.results(stream.finish())
+            await emit.parsed(stream.finish_each(emit.document))
             await emit.keep_invalid_utf8(log_type)
         else:
             jframer = JsonRecordsFramer(self.cfg.max_document_bytes)
@@ -159,8 +167,8 @@ class Pipeline:
                 stats.excluded += len(records) - len(kept)
                 records = kept
             for start in range(0, len(records), PARSE_SLICE):
-                await emit.results(stream.process(records[start : start + PARSE_SLICE]))
-            await emit.results(([], [(off, raw, log_type, f"invalid JSON: {why}") for off, raw, why in errors], 0))
+                await emit.parsed(stream.each(records[start : start + PARSE_SLICE], emit.document))
+            await emit.parsed(([(off, raw, log_type, f"invalid JSON: {why}") for off, raw, why in errors], 0))
         for lt, n in emit.per_type.items():
             m.DOCUMENTS_PARSED.labels(origin.source, lt).inc(n)
         if proc is not None:
@@ -182,17 +190,17 @@ class Pipeline:
         async for data in decoded:
             now = time.monotonic()
             if proc.expired(now):
-                await emit.results(stream.process(proc.flush()))
+                await emit.parsed(stream.each(proc.flush(), emit.document))
             frames = proc.lines(framer.feed(data), now)
             emit.invalid_utf8(framer.take_invalid())
             for start in range(0, len(frames), PARSE_SLICE):
-                await emit.results(stream.process(frames[start : start + PARSE_SLICE]))
+                await emit.parsed(stream.each(frames[start : start + PARSE_SLICE], emit.document))
             await emit.oversize(framer.take_oversize(), log_type)
         frames = proc.lines(framer.finish(), time.monotonic()) + proc.finish()
         emit.invalid_utf8(framer.take_invalid())
-        await emit.results(stream.process(frames))
+        await emit.parsed(stream.each(frames, emit.document))
         await emit.oversize(framer.take_oversize(), log_type)
-        await emit.results(stream.finish())
+        await emit.parsed(stream.finish_each(emit.document))
         await emit.keep_invalid_utf8(log_type)
 
     async def _json_events(self, decoded: AsyncIterator[bytes], proc: Processor, stream: StreamParser,
@@ -214,9 +222,9 @@ class Pipeline:
 
             events = [(off, rec if isinstance(rec, str) else json_text(rec)) for off, rec in events]
         for start in range(0, len(events), PARSE_SLICE):
-            await emit.results(stream.process(events[start : start + PARSE_SLICE]))
-        await emit.results(stream.finish())
-        await emit.results(([], [(off, raw, log_type, reason) for off, raw, reason in failures], 0))
+            await emit.parsed(stream.each(events[start : start + PARSE_SLICE], emit.document))
+        await emit.parsed(stream.finish_each(emit.document))
+        await emit.parsed(([(off, raw, log_type, reason) for off, raw, reason in failures], 0))
 
 
 def _processor(cfg: ProcessingConfig | None) -> Processor | None:
@@ -287,8 +295,8 @@ class _Emitter:
     `parse_error` record, with `raw_base64`).
     """
 
-    __slots__ = ("ack", "annotate", "enrich", "fallback_timestamp", "id_prefix", "origin", "per_type", "pipeline",
-                 "stats", "undecodable")
+    __slots__ = ("ack", "annotate", "document", "enrich", "fallback_timestamp", "id_prefix", "origin", "per_type",
+                 "pipeline", "stats", "undecodable")
 
     def __init__(self, pipeline: Pipeline, origin: Origin, ack: AckSet, stats: StreamStats,
                  fallback_timestamp: str | None, annotate: Annotate | None = None) -> None:
@@ -303,47 +311,51 @@ class _Emitter:
         self.per_type: dict[str, int] = {}
         self.undecodable: dict[int, tuple[bytes, list[str]]] = {}
         """Offset -> (original bytes, ids of the documents made from it) of lines that were not UTF-8."""
+        self.document = self._document_fn()
+        """Takes one parsed document (`StreamParser.each` calls it per document, before the next record is
+        parsed): finishes it (fallback time, enrichment, the source's fields, its id) and hands it to the sink."""
 
-    async def results(self, result: tuple[list[Emitted], list[Failed], int]) -> None:
-        emitted, failures, skipped = result
+    def _document_fn(self) -> EmitFn:
+        """The per-document step as a closure over this stream's constants (no attribute lookups per call)."""
+        fallback, enrich, annotate = self.fallback_timestamp, self.enrich, self.annotate
+        prefix, undecodable, per_type = self.id_prefix, self.undecodable, self.per_type
+        ack, origin, add = self.ack, self.origin, self.pipeline.sink.add
+
+        def document(offset: int, sub: str, log_type: str, body: dict[str, Any]) -> None:
+            if fallback and "@timestamp" not in body:
+                body["@timestamp"] = fallback
+            if enrich is not None:
+                enrich(body)
+            if annotate is not None:
+                annotate(body)
+            doc_id = f"{prefix}{offset}.{sub}" if sub else prefix + str(offset)
+            if undecodable:
+                entry = undecodable.get(offset)
+                if entry is not None:
+                    entry[1].append(doc_id)
+            per_type[log_type] = per_type.get(log_type, 0) + 1
+            add(Document(doc_id, log_type, body, ack, origin, offset))
+
+        return document
+
+    async def parsed(self, result: tuple[list[Failed], int]) -> None:
+        """After a slice: count its documents in the unit's AckSet, its failures to the dead letters, then the
+        sink's backpressure (`ready`). Nothing can settle a document before an await, so counting the slice's
+        documents here, before the first await, is as safe as counting each one as it is added."""
+        failures, skipped = result
         self.stats.skipped += skipped
-        if emitted:
-            ack, origin, prefix, fallback, enrich = self.ack, self.origin, self.id_prefix, self.fallback_timestamp, \
-                self.enrich
-            annotate = self.annotate
-            per_type = self.per_type
-            docs: list[Document] = []
-            last_type = ""
-            for offset, sub, log_type, body in emitted:
-                if "@timestamp" not in body and fallback:
-                    body["@timestamp"] = fallback
-                if enrich is not None:
-                    enrich(body)
-                if annotate is not None:
-                    annotate(body)
-                doc_id = f"{prefix}{offset}.{sub}" if sub else prefix + str(offset)
-                docs.append(Document(doc_id, log_type, body, ack, origin, offset))
-                if log_type != last_type:
-                    per_type.setdefault(log_type, 0)
-                    last_type = log_type
-                per_type[log_type] += 1
-            if self.undecodable:
-                for doc in docs:
-                    entry = self.undecodable.get(doc.offset)
-                    if entry is not None:
-                        entry[1].append(doc.id)
-            await self._submit(docs)
+        added = sum(self.per_type.values()) - self.stats.documents
+        if added:
+            self.ack.add(added)
+            self.stats.documents += added
         for offset, record, log_type, reason in failures:
             await self.failure(offset, record, log_type, reason)
-
-    async def _submit(self, docs: list[Document]) -> None:
-        self.ack.add(len(docs))
-        self.stats.documents += len(docs)
-        await self.pipeline.sink.submit(docs)
-        # `submit` only suspends when the sink is full; while an object's bytes are already buffered the parse
-        # loop would otherwise keep the event loop to itself, starving bulk senders (the first request left
-        # seconds late in `sluice bench`), visibility heartbeats and health checks. One yield per slice.
-        await asyncio.sleep(0)
+        if added:
+            await self.pipeline.sink.ready()
+            # `ready` only suspends when the sink is full; while an object's bytes are already buffered the parse
+            # loop would otherwise keep the event loop to itself, starving bulk senders (the first request left
+            # seconds late in `sluice bench`), visibility heartbeats and health checks. One yield per slice.
+            await asyncio.sleep(0)
 
     async def failure(self, offset: int, record: Any, log_type: str, reason: str) -> None:
         self.stats.failures += 1
@@ -371,7 +383,8 @@ class _Emitter:
 
     async def keep_invalid_utf8(self, log_type: str) -> None:
         """Keep the original bytes of lines indexed with U+FFFD; their parse failures already carry them."""
-        pending, self.undecodable = self.undecodable, {}
+        pending = dict(self.undecodable)
+        self.undecodable.clear()  # in place: the per-document closure holds this dict
         for offset, (raw, ids) in pending.items():
             what = ("indexed with U+FFFD in place of the bad bytes" if ids
                     else "not indexed on its own (the parser skipped it or joined it to the record before it)")

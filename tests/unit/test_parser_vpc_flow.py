@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.corpus import load_expected, read_lines
+from tests.corpus import CORPUS, load_expected, read_lines
 from worker.parsers import ParseContext, ParseError, get_parser
 from worker.parsers._fields import community_id, epoch_to_iso, flatten
 from worker.parsers.vpc_flow import VpcFlowParser, normalize_format
@@ -409,3 +409,36 @@ def test_every_emitted_typed_field_is_declared() -> None:
                     assert declared.get(key) == "long", key
                 if key.endswith((".ip", "addr")) or key in ("@timestamp", "event.start", "event.end"):
                     assert key in declared, key
+
+
+def _general(p: VpcFlowParser) -> VpcFlowParser:
+    p._plain_default = False  # the column-by-column path only
+    return p
+
+
+@pytest.mark.parametrize("ctx", [ParseContext(), ParseContext(region="eu-west-1", account_id="111122223333")])
+def test_default_format_fast_path_builds_the_general_paths_document(ctx: ParseContext) -> None:
+    """The one-expression path for complete default-format lines gives exactly the general path's documents
+    and errors: on every corpus line of that format and on edge values (IPv6, unknown protocols, other actions)."""
+    lines = [line for path in sorted((CORPUS / "vpcflow").glob("*.log"))
+             for line in read_lines(f"vpcflow/{path.name}") if len(line.split()) == 14 and "-" not in line.split()]
+    base = "2 123456789010 eni-0123 2001:db8::1 10.0.0.2 443 50000 {proto} 3 180 1700000000 1700000060 {action} OK"
+    lines += [base.format(proto=proto, action=action)
+              for proto in ("6", "17", "1", "58", "250") for action in ("ACCEPT", "REJECT", "OTHER")]
+    assert len(lines) >= 20
+    fast, slow = VpcFlowParser(ctx), _general(VpcFlowParser(ctx))
+    assert fast._plain_default
+    for line in lines:
+        assert fast.parse(line) == slow.parse(line), line
+    for bad, match in (("tcp", "protocol"), ("x6", "protocol")):
+        with pytest.raises(ParseError, match=match):
+            fast.parse(base.format(proto=bad, action="ACCEPT"))
+        with pytest.raises(ParseError, match=match):
+            slow.parse(base.format(proto=bad, action="ACCEPT"))
+    for column, value, match in ((5, "http", "srcport"), (9, "1e3", "bytes"), (11, "later", "start/end")):
+        values = base.format(proto="6", action="ACCEPT").split()
+        values[column] = value
+        with pytest.raises(ParseError, match=match):
+            fast.parse(" ".join(values))
+        with pytest.raises(ParseError, match=match):
+            slow.parse(" ".join(values))

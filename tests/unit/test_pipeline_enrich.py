@@ -6,19 +6,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from tests.corpus import read_lines
+from tests.support import CollectingSink
 from worker.app import build_enricher
 from worker.config import EnrichConfig, PipelineConfig
-from worker.model import AckSet, Document, Origin
+from worker.model import AckSet, Origin
 from worker.parsers import ParseContext
 from worker.pipeline import Pipeline
 
-
-class _Collect:
-    def __init__(self) -> None:
-        self.docs: list[Document] = []
-
-    async def submit(self, docs: list[Document]) -> None:
-        self.docs.extend(docs)
+_Collect = CollectingSink
 
 
 class _NoDeadLetters:

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 
 import orjson
 
+from tests.support import CollectingSink
 from worker.config import MultilineConfig, PipelineConfig, ProcessingConfig
-from worker.model import AckSet, DeadLetter, Document, Origin
+from worker.model import AckSet, DeadLetter, Origin
 from worker.parsers import ParseContext
 from worker.pipeline import Pipeline
 
@@ -24,16 +25,20 @@ Caused by: java.io.IOException: closed
 """
 
 
-class _Collect:
+class _Collect(CollectingSink):
+    """The documents, and the dead letters (`dead_letters.add`)."""
+
     def __init__(self) -> None:
-        self.docs: list[Document] = []
+        super().__init__()
         self.dead: list[DeadLetter] = []
 
-    async def submit(self, docs: list[Document]) -> None:
-        self.docs.extend(docs)
+
+class _Dead:
+    def __init__(self, out: _Collect) -> None:
+        self.out = out
 
     async def add(self, dl: DeadLetter, ack: AckSet) -> None:
-        self.dead.append(dl)
+        self.out.dead.append(dl)
 
 
 async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
@@ -43,7 +48,7 @@ async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
 
 async def _run(processing: ProcessingConfig, *parts: bytes, log_type: str = "generic") -> _Collect:
     out = _Collect()
-    pipeline = Pipeline(PipelineConfig(), out, out)  # type: ignore[arg-type]
+    pipeline = Pipeline(PipelineConfig(), out, _Dead(out))  # type: ignore[arg-type]
     await pipeline.ingest(_chunks(*parts), Origin("src", "s3", "b", "k"), log_type, ParseContext(), AckSet("t"),
                           processing=processing)
     return out
@@ -120,7 +125,7 @@ async def test_multiline_timeout_emits_the_pending_event_after_a_pause() -> None
 
     async def messages(cfg: ProcessingConfig) -> list[str]:
         out = _Collect()
-        pipeline = Pipeline(PipelineConfig(), out, out)  # type: ignore[arg-type]
+        pipeline = Pipeline(PipelineConfig(), out, _Dead(out))  # type: ignore[arg-type]
         await pipeline.ingest(_slow_chunks(b"A start\n  one\n", 0.3, b"  two\nB\n"), Origin("src", "s3", "b", "k"),
                               "generic", ParseContext(), AckSet("t"), processing=cfg)
         return [d.body["message"] for d in out.docs]

@@ -10,7 +10,7 @@ from typing import Any, cast
 import orjson
 import pytest
 
-from tests.support import metric
+from tests.support import CollectingSink, metric
 from worker.command import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from worker.config import PipelineConfig
 from worker.model import AckSet, Document, Origin
@@ -93,12 +93,7 @@ def test_origin_of_keeps_the_ids_and_carries_the_attempts() -> None:
     assert again.as_dict() == {**original.as_dict(), "attempts": "2"}
 
 
-class _Capture:
-    def __init__(self) -> None:
-        self.docs: list[Document] = []
-
-    async def submit(self, docs: list[Document]) -> None:
-        self.docs += docs
+_Capture = CollectingSink
 
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:

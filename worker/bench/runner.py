@@ -33,6 +33,8 @@ import yaml
 
 from worker.bench import BENCH_TYPES, parse_only, reference
 from worker.bench.objects import BenchObject, file_objects, generate, make_object
+from worker.bench.profile import Profiler
+from worker.bench.profile import render as render_profile
 from worker.bench.report import MB, environment, medians, percentile, render
 from worker.samples import REGION
 
@@ -366,6 +368,7 @@ class Options:
     json_path: str | None = None
     min_ratio: float | None = None
     quiet: bool = False
+    profile_dir: str | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Options:
@@ -387,6 +390,7 @@ class Options:
             json_path=args.json,
             min_ratio=args.min_ratio,
             quiet=args.quiet,
+            profile_dir=getattr(args, "profile", None),
         )
 
 
@@ -431,7 +435,7 @@ def _wait_items(stub: Stub, worker: WorkerProcess, expected: int, timeout: float
 
 def end_to_end(log_type: str, objects: list[BenchObject], notifications: list[str], expected: int, aws: Aws,
                stub: Stub, cfg: dict[str, Any], work_dir: Path, progress: Progress, label: str, timeout: float,
-               others: dict[str, int | None]) -> dict[str, Any]:
+               others: dict[str, int | None], profile: Path | None = None) -> dict[str, Any]:
     """One worker process over one type's objects.
 
     The worker first ingests one small object of the type (so its AWS clients, connections and parser exist,
@@ -453,8 +457,9 @@ def end_to_end(log_type: str, objects: list[BenchObject], notifications: list[st
         other0 = {name: cpu_seconds(pid) for name, pid in others.items() if pid}
         progress.say(f"{label}: worker {worker.pid} warmed up; queueing {len(objects)} objects ({raw / MB:,.0f} MB)")
         t0 = time.time()
-        aws.send(notifications)
-        stats = _wait_items(stub, worker, expected, timeout, progress, label, t0)
+        with Profiler(worker.pid, profile) if profile is not None else contextlib.nullcontext():
+            aws.send(notifications)
+            stats = _wait_items(stub, worker, expected, timeout, progress, label, t0)
         cpu = worker.cpu() - cpu0
         other = {name: cpu_seconds(pid) - other0[name] for name, pid in others.items() if pid}
         peak = worker.peak_rss()
@@ -577,6 +582,11 @@ def run_bench(opts: Options) -> dict[str, Any]:
     """Every phase; returns the result document (what `--json` writes)."""
     from worker.app import tune_gc
 
+    if opts.profile_dir:
+        if Profiler.available() is None:
+            raise BenchError("--profile needs py-spy on the PATH (pip install py-spy)")
+        Path(opts.profile_dir).mkdir(parents=True, exist_ok=True)
+
     progress = Progress(opts.quiet)
     env = environment()
     inputs = _inputs(opts, progress)
@@ -604,8 +614,11 @@ def run_bench(opts: Options) -> dict[str, Any]:
                 if row["reference_documents"] != expected:
                     notes.append(f"{log_type}: the reference made {row['reference_documents']} documents, Sluice's "
                                  f"parsers {expected}; the reference figures are for different work")
+                profile = (Path(opts.profile_dir) / f"{log_type}-run{r + 1}.txt") if opts.profile_dir else None
                 row.update(end_to_end(log_type, objs, notifications[log_type], expected, aws, stub, cfg, work_dir,
-                                      progress, label, opts.timeout, others))
+                                      progress, label, opts.timeout, others, profile))
+                if profile is not None and profile.exists():
+                    progress.say(render_profile(profile, top=20))
                 runs[log_type].append(row)
                 progress.say(f"{label}: {row['mb_s']:.1f} MB/s end to end, reference {row['reference_mb_s']:.1f} "
                              f"MB/s, parse-only {row['parse_mb_s']:.1f} MB/s")

@@ -47,6 +47,18 @@ class RateLimitedSink:
     def __init__(self, sink: Sink, bucket: TokenBucket) -> None:
         self.sink = sink
         self.bucket = bucket
+        self._added = 0
+        """Documents `add` passed on since the last `ready`, which takes their tokens."""
+
+    def add(self, doc: Document) -> None:
+        self._added += 1
+        self.sink.add(doc)
+
+    async def ready(self) -> None:
+        added, self._added = self._added, 0
+        if added:
+            await self.bucket.acquire(added)
+        await self.sink.ready()
 
     async def submit(self, docs: list[Document]) -> None:
         if docs:
