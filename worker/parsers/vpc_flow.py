@@ -248,7 +248,8 @@ class VpcFlowParser(LogParser):
         option = ctx.options.get("format")
         if option:
             try:
-                self._format = _Format(normalize_format(str(option)))
+                names = normalize_format(str(option))
+                self._format = _DEFAULT if names == _DEFAULT.names else _Format(names)
             except ValueError as exc:
                 raise ValueError(f"vpc_flow option format: {exc}") from None
         self._community_id = bool(ctx.options.get("community_id", False))
@@ -264,7 +265,8 @@ class VpcFlowParser(LogParser):
         if not values:
             return None
         first = values[0]
-        if first in KNOWN_FIELDS or first.startswith("${") or (first[:1].islower() and _is_header(values)):
+        if not first.isdigit() and (first in KNOWN_FIELDS or first.startswith("${")
+                                    or (first[:1].islower() and _is_header(values))):
             self._header(values)
             return None
 
@@ -294,7 +296,7 @@ class VpcFlowParser(LogParser):
     def _header(self, values: list[str]) -> None:
         try:
             names = normalize_format(" ".join(values))
-            fmt = _Format(names)
+            fmt = _DEFAULT if names == _DEFAULT.names else _Format(names)
         except ValueError as exc:
             raise ParseError(f"VPC flow header line: {exc}") from None
         for name in names:
@@ -317,8 +319,10 @@ class VpcFlowParser(LogParser):
             ended = epoch_to_iso(end)
         except ValueError as exc:
             raise ParseError(f"VPC flow start/end: {exc}") from None
-        n_packets = _int(packets, "packets")
-        n_bytes = _int(size, "bytes")
+        try:
+            n_packets, n_bytes, n_sport, n_dport = int(packets), int(size), int(sport), int(dport)
+        except ValueError:
+            return self._document(_DEFAULT, v, original)  # raises the ParseError that names the column
         network: dict[str, Any] = {"type": "ipv6" if ":" in src else "ipv4", "iana_number": proto}
         if transport is not None:
             network["transport"] = transport
@@ -334,9 +338,8 @@ class VpcFlowParser(LogParser):
             "cloud": cloud,
             "aws": {"vpcflow": {"version": version, "interface_id": eni, "log_status": status, "action": action,
                                 "account_id": account}},
-            "source": {"address": src, "ip": src, "port": _int(sport, "srcport"), "packets": n_packets,
-                       "bytes": n_bytes},
-            "destination": {"address": dst, "ip": dst, "port": _int(dport, "dstport")},
+            "source": {"address": src, "ip": src, "port": n_sport, "packets": n_packets, "bytes": n_bytes},
+            "destination": {"address": dst, "ip": dst, "port": n_dport},
             "related": {"ip": [src, dst]},
             "network": network,
             "@timestamp": ended,
