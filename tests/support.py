@@ -215,3 +215,6 @@ class CollectingSink:
 
     async def submit(self, docs: list[Document]) -> None:
         self.docs.extend(docs)
+
+    def idle(self) -> None:
+        return None

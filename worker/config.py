@@ -82,10 +82,11 @@ class BulkConfig(_Model):
     """A bulk request is sent once it holds this many documents."""
     flush_interval: float = Field(1.0, gt=0)
     """Seconds a partly filled bulk request may wait for more documents."""
-    idle_flush: float = Field(0.1, ge=0)
-    """Seconds without a new document after which a partly filled bulk request is sent at once, instead of
-    waiting out `flush_interval`: the last documents of a burst (an object, a Kinesis batch) are indexed
-    within this time. 0 turns it off (only size, count and `flush_interval` cut a request)."""
+    flush_when_idle: bool = True
+    """Send a partly filled bulk request as soon as no input is being parsed (every received object or record
+    is parsed and waits for its documents), instead of waiting out `flush_interval`: small objects and the
+    last documents of a burst are acknowledged within milliseconds, and a busy worker still sends full
+    requests. false: only size, count and `flush_interval` cut a request."""
     max_in_flight: int = Field(4, ge=1)
     """Concurrent bulk requests at most (the upper limit of adaptive concurrency); also bounds the memory of
     the sink (max_in_flight + 1 bodies)."""

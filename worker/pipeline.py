@@ -36,15 +36,20 @@ allocation and the garbage collector cost more than the parsing itself (bench/pa
 
 
 class Sink(Protocol):
-    """Where documents go. `add` takes one document at once (a sink serialises or converts it then, while the
-    parser's dict is fresh, and must not keep the dict); `ready` is the backpressure, awaited after every slice
-    of added documents; `submit` is `add` for each, then `ready`."""
+    """Where documents go.
+
+    `add` takes one document at once (a sink serialises or converts it then, while the parser's dict is fresh,
+    and must not keep the dict); `ready` is the backpressure, awaited after every slice of added documents;
+    `submit` is `add` for each, then `ready`; `idle` says that no input is being parsed any more, so a sink
+    that batches sends what it holds."""
 
     def add(self, doc: Document) -> None: ...
 
     async def ready(self) -> None: ...
 
     async def submit(self, docs: list[Document]) -> None: ...
+
+    def idle(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -106,6 +111,18 @@ class Pipeline:
         self.sink = sink
         self.dead_letters = dead_letters
         self.enrich = enricher.apply if enricher is not None and enricher.enabled else None
+        self.active = 0
+        """Streams being ingested right now; when it drops to 0 the sink hears that it is idle."""
+
+    def _ended(self) -> None:
+        self.active -= 1
+        if not self.active:
+            # Checked again on the next loop turn: a source that starts its next unit right away is not idle.
+            asyncio.get_running_loop().call_soon(self._maybe_idle)
+
+    def _maybe_idle(self) -> None:
+        if not self.active:
+            self.sink.idle()
 
     async def ingest(self, chunks: AsyncIterator[bytes], origin: Origin, log_type: str | None, ctx: ParseContext,
                      ack: AckSet, fallback_timestamp: str | None = None,
@@ -124,6 +141,17 @@ class Pipeline:
         Raises DecodeError (after submitting everything decoded before the damage) so the caller can keep
         the whole object in the backup bucket; infrastructure errors from `chunks` propagate unchanged.
         """
+        self.active += 1
+        try:
+            return await self._ingest(chunks, origin, log_type, ctx, ack, fallback_timestamp, fallback_log_type,
+                                      parsers, annotate, processing)
+        finally:
+            self._ended()
+
+    async def _ingest(self, chunks: AsyncIterator[bytes], origin: Origin, log_type: str | None, ctx: ParseContext,
+                      ack: AckSet, fallback_timestamp: str | None, fallback_log_type: str | None,
+                      parsers: StreamParsers | None, annotate: Annotate | None,
+                      processing: ProcessingConfig | None) -> StreamStats:
         stats = StreamStats()
         decoded = _decoded(chunks, StreamDecoder(), stats)
         if log_type is None:

@@ -64,3 +64,6 @@ class RateLimitedSink:
         if docs:
             await self.bucket.acquire(len(docs))
         await self.sink.submit(docs)
+
+    def idle(self) -> None:
+        self.sink.idle()

@@ -168,8 +168,7 @@ class OpenSearchSink:
         self._batch = _Batch()
         self._full: list[_Batch] = []
         """Bodies `add` filled that `ready` has not queued yet (at most a slice's worth)."""
-        self._last_ready = time.monotonic()
-        """When the producer last handed over documents (`ready`), for `bulk.idle_flush`."""
+        self._idle_cut: asyncio.Task[None] | None = None
         self._max_bytes = cfg.bulk.max_bytes
         self._max_docs = cfg.bulk.max_docs
         self._queue: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=cfg.bulk.max_in_flight)
@@ -201,6 +200,8 @@ class OpenSearchSink:
             self._flusher.cancel()
 
         async def drain() -> None:
+            if self._idle_cut is not None:
+                await self._idle_cut  # its body must be queued before the senders' stop marks
             await self.flush()
             for _ in self._senders:
                 await self._queue.put(None)
@@ -277,8 +278,14 @@ class OpenSearchSink:
         """Queue the bodies `add` filled; waits while `max_in_flight` bodies are already queued or sending."""
         while self._full:
             await self._enqueue(self._full.pop(0))
-        self._last_ready = time.monotonic()
         self._report_buffer()
+
+    def idle(self) -> None:
+        """No input is being parsed (the pipeline says so): send the open body now rather than at
+        `flush_interval`, since nothing will fill it soon and its units wait for it (`bulk.flush_when_idle`)."""
+        if self.cfg.bulk.flush_when_idle and not self._closing and (self._batch.docs or self._full) \
+                and (self._idle_cut is None or self._idle_cut.done()):
+            self._idle_cut = asyncio.get_running_loop().create_task(self.flush(), name="bulk-idle-cut")
 
     def _report_buffer(self) -> None:
         m.SINK_BUFFER_DOCUMENTS.set(self._buffered + len(self._batch.docs) + sum(len(b.docs) for b in self._full))
@@ -288,6 +295,7 @@ class OpenSearchSink:
         for doc in docs:
             self.add(doc)
         await self.ready()
+        self.idle()  # `submit` callers (replay) hand over whole units
 
     async def flush(self) -> None:
         await self.ready()
@@ -305,16 +313,11 @@ class OpenSearchSink:
         m.SINK_BUFFER_FILL.set(self._queue.qsize() / self._queue.maxsize)
 
     async def _flush_loop(self) -> None:
-        """Cuts the open body when it is `flush_interval` old, or when no document came for `idle_flush`."""
-        interval, idle = self.cfg.bulk.flush_interval, self.cfg.bulk.idle_flush
-        tick = min(interval, idle or interval) / 2
+        """Cuts the open body once it is `flush_interval` old."""
+        interval = self.cfg.bulk.flush_interval
         while True:
-            await asyncio.sleep(tick)
-            batch = self._batch
-            if not batch.docs:
-                continue
-            now = time.monotonic()
-            if now - batch.created >= interval or (idle and now - self._last_ready >= idle):
+            await asyncio.sleep(interval / 2)
+            if self._batch.docs and time.monotonic() - self._batch.created >= interval:
                 await self._cut()
 
     # --- delivery --------------------------------------------------------------------------------------
