@@ -2,6 +2,10 @@
 # Sluice worker image: `docker build -t sluice .`, then mount a config at /etc/sluice/sluice.yaml.
 # Runtime dependencies only (no `dev`/`local` extras), non-root, health check on /healthz.
 
+# The official python images build CPython from source with --enable-optimizations (PGO) and --with-lto, so the
+# interpreter is the fast one; a CPython built without them is markedly slower on Sluice's pure-Python parsing (the
+# Makefile prefers Debian's optimised python3.11 for the same reason). Keep an official image, or one built with
+# those flags, if you change this.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # -- builder: wheels for the project and its runtime dependencies -------------------------------------
@@ -15,6 +19,13 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 # -- runtime -------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="sluice" \
+      org.opencontainers.image.description="Moves AWS logs (S3/SQS/Kinesis) into OpenSearch" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# Read-only root filesystem: nothing is written outside /tmp at run time. pip compiles every module's .pyc at
+# install time, and PYTHONDONTWRITEBYTECODE stops the interpreter from trying again. `sluice run --processes N`
+# keeps its prometheus multiprocess files in a fresh tempfile.mkdtemp() directory, i.e. under $TMPDIR (default
+# /tmp), so mount a writable /tmp (compose `tmpfs`, Kubernetes `emptyDir`); no PROMETHEUS_MULTIPROC_DIR to set.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \

@@ -42,3 +42,12 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# Every deployment validator (Dockerfile, compose, Helm chart, ECS template, dashboards): tools/deploy/lint.py.
+# `make test` runs it first, so `.ci/run` does too.
+.PHONY: lint-deploy
+lint-deploy: $(STAMP)
+	$(VENV)/bin/ruff check tools/deploy deploy/compose/samples
+	$(VENV)/bin/python tools/deploy/lint.py
+
+test: lint-deploy

@@ -542,6 +542,10 @@ def parse_config(data: Any, env: dict[str, str] | None = None) -> Config:
         raise ConfigError("<root>: the configuration must be a mapping")
     errors: list[str] = []
     expanded = _expand(data, "", dict(os.environ) if env is None else env, errors)
+    if not errors:  # then `${secretsmanager:...}` references (worker/secret_refs.py), read once at load time
+        from worker.secret_refs import resolve_secret_refs
+
+        expanded = resolve_secret_refs(expanded, errors)
     if errors:
         raise ConfigError("\n".join(errors))
     # Sources are a discriminated union: say which types exist when `type` is missing or wrong.
