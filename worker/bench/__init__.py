@@ -41,5 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-ratio", type=float, default=None,
                    help="exit 1 when a type's sluice/reference ratio is below this (default: always exit 0)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--scaling", type=int, default=0, metavar="N",
+                   help="also run each type once with `sluice run --processes N` and report its MB/s against the "
+                        "one-process median (the multi-core scaling)")
     p.add_argument("--profile", default=None, metavar="DIR",
                    help="record each end-to-end phase with py-spy into DIR and print where the time went")

@@ -121,6 +121,20 @@ def table(rows: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def scaling_table(summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """`--scaling N`: MB/s with N worker processes against the one-process median, per type."""
+    rows = [(t, r) for t, r in summary.items() if "scaling" in r]
+    if not rows:
+        return []
+    n = rows[0][1]["scaling_processes"]
+    out = [f"Scaling, `sluice run --processes {n}` (one run) against one process (median):", "",
+           f"| log type | 1 process MB/s | {n} processes MB/s | scaling | CPU use ({n} processes) | peak RSS MB per "
+           "process |", "|---|---:|---:|---:|---:|---:|"]
+    out += [f"| {t} | {r['mb_s']:.1f} | {r['scaling_mb_s']:.1f} | {r['scaling']:.2f}x | {r['scaling_cpu_use']:.2f} | "
+            f"{r['scaling_peak_rss_mb']:.0f} |" for t, r in rows]
+    return [*out, ""]
+
+
 def render(result: Mapping[str, Any]) -> str:
     """The whole stdout report: what was measured where, the table, how to read it."""
     env = result["environment"]
@@ -141,11 +155,13 @@ def render(result: Mapping[str, Any]) -> str:
         "",
         table(result["summary"]),
         "",
+        *scaling_table(result["summary"]),
         "Sluice MB/s: uncompressed bytes / wall seconds from the objects' notifications being queued (for a "
-        "worker that has already ingested one small object) to the stub holding their last document; it includes "
-        "the last partial bulk body's wait for the flush interval (up to 1.5 s). "
+        "worker that has already ingested one small object) to the stub holding their last document (the last, "
+        "partly filled bulk body leaves as soon as nothing is being parsed: `bulk.flush_when_idle`). "
         "CPU s/GB: the worker process's user+system CPU per uncompressed GB; "
-        "CPU use: CPU seconds per wall second (1.0 = one core busy). peak RSS: VmHWM of the worker. "
+        "CPU use: CPU seconds per wall second (1.0 = one core busy). peak RSS: VmHWM of the worker (the largest "
+        "process with --processes). "
         "parse-only: Sluice's framing + parsing in this process, no decompression, serialisation or I/O. "
         "reference: the fused loop (inflate, split, map, orjson, bulk bodies). "
         "ratio: Sluice MB/s / reference MB/s (wall); CPU ratio: the same from CPU time (reference CPU s/GB / "

@@ -95,6 +95,21 @@ def status_bytes(pid: int, name: str) -> int:
     return 0
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (a `sluice run --processes N` supervisor and its workers)."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    todo.extend(int(child) for child in f.read().split())
+        except OSError:
+            continue
+    return out
+
+
 # --- small HTTP helpers -------------------------------------------------------------------------------------
 
 
@@ -271,7 +286,7 @@ class Aws:
 class WorkerProcess:
     """`python -m worker run --config ...` with its output in a log file, stopped by its pid."""
 
-    def __init__(self, cfg: dict[str, Any], work_dir: Path, name: str) -> None:
+    def __init__(self, cfg: dict[str, Any], work_dir: Path, name: str, processes: int = 1) -> None:
         from worker.local_servers import free_port
 
         self.metrics_port = free_port()
@@ -280,7 +295,8 @@ class WorkerProcess:
         self.cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         self.log_path = work_dir / f"{name}.log"
         self._log: IO[bytes] = self.log_path.open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "worker", "run", "--config", str(self.cfg_path)],
+        extra = ["--processes", str(processes)] if processes > 1 else []
+        self.proc = subprocess.Popen([sys.executable, "-m", "worker", "run", "--config", str(self.cfg_path), *extra],
                                      stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      env=_child_env())
 
@@ -309,10 +325,12 @@ class WorkerProcess:
         raise BenchError(f"the worker was not ready within {timeout:.0f} s; log {self.log_path}")
 
     def cpu(self) -> float:
-        return cpu_seconds(self.pid)
+        """CPU seconds of the worker and, with --processes, of every worker process under it."""
+        return sum(cpu_seconds(pid) for pid in process_tree(self.pid))
 
     def peak_rss(self) -> int:
-        return status_bytes(self.pid, "VmHWM")
+        """The highest peak RSS of one process of the worker (the per-process figure the targets are about)."""
+        return max(status_bytes(pid, "VmHWM") for pid in process_tree(self.pid))
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -369,6 +387,7 @@ class Options:
     min_ratio: float | None = None
     quiet: bool = False
     profile_dir: str | None = None
+    scaling: int = 0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Options:
@@ -391,6 +410,7 @@ class Options:
             min_ratio=args.min_ratio,
             quiet=args.quiet,
             profile_dir=getattr(args, "profile", None),
+            scaling=getattr(args, "scaling", 0) or 0,
         )
 
 
@@ -435,7 +455,7 @@ def _wait_items(stub: Stub, worker: WorkerProcess, expected: int, timeout: float
 
 def end_to_end(log_type: str, objects: list[BenchObject], notifications: list[str], expected: int, aws: Aws,
                stub: Stub, cfg: dict[str, Any], work_dir: Path, progress: Progress, label: str, timeout: float,
-               others: dict[str, int | None], profile: Path | None = None) -> dict[str, Any]:
+               others: dict[str, int | None], profile: Path | None = None, processes: int = 1) -> dict[str, Any]:
     """One worker process over one type's objects.
 
     The worker first ingests one small object of the type (so its AWS clients, connections and parser exist,
@@ -444,7 +464,7 @@ def end_to_end(log_type: str, objects: list[BenchObject], notifications: list[st
     """
     raw = sum(o.raw_size for o in objects)
     aws.drain()
-    worker = WorkerProcess(cfg, work_dir, f"worker-{log_type}")
+    worker = WorkerProcess(cfg, work_dir, f"worker-{log_type}", processes)
     try:
         worker.wait_ready()
         warm = make_object(log_type, 20_000, 8_000_000 + BENCH_TYPES.index(log_type))
@@ -597,6 +617,7 @@ def run_bench(opts: Options) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {t: [] for t in types}
     notes: list[str] = []
     lat: dict[str, list[float]] = {}
+    scaling: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp, \
             _servers(opts, Path(tmp), progress) as (endpoint, stub, moto):
         work_dir = Path(tmp)
@@ -622,6 +643,14 @@ def run_bench(opts: Options) -> dict[str, Any]:
                 runs[log_type].append(row)
                 progress.say(f"{label}: {row['mb_s']:.1f} MB/s end to end, reference {row['reference_mb_s']:.1f} "
                              f"MB/s, parse-only {row['parse_mb_s']:.1f} MB/s")
+        for log_type in types if opts.scaling > 1 else []:
+            label = f"scaling {log_type}"
+            progress.say(f"{label}: `sluice run --processes {opts.scaling}` on the same objects ...")
+            expected = int(runs[log_type][0]["parse_documents"])
+            row = end_to_end(log_type, inputs[log_type], notifications[log_type], expected, aws, stub, cfg, work_dir,
+                             progress, label, opts.timeout, others, processes=opts.scaling)
+            scaling[log_type] = row
+            progress.say(f"{label}: {row['mb_s']:.1f} MB/s with {opts.scaling} processes")
         if opts.latency_objects > 0:
             lat = latency(types, aws, stub, cfg, work_dir, opts, progress)
     summary: dict[str, dict[str, Any]] = {}
@@ -637,6 +666,12 @@ def run_bench(opts: Options) -> dict[str, Any]:
         }
         row["ratio"] = row["mb_s"] / row["reference_mb_s"]
         row["cpu_ratio"] = row["reference_cpu_s_per_gb"] / row["cpu_s_per_gb"]
+        if log_type in scaling:
+            row["scaling_processes"] = opts.scaling
+            row["scaling_mb_s"] = scaling[log_type]["mb_s"]
+            row["scaling"] = scaling[log_type]["mb_s"] / row["mb_s"]
+            row["scaling_cpu_use"] = scaling[log_type]["cpu_use"]
+            row["scaling_peak_rss_mb"] = scaling[log_type]["peak_rss_mb"]
         samples = lat.get(log_type, [])
         if samples:
             row["latency_samples"] = len(samples)
