@@ -440,6 +440,10 @@ class PipelineConfig(_Model):
     """Longer lines are dead-lettered (first bytes kept) instead of growing memory."""
     max_document_bytes: int = Field(256 << 20, ge=1024)
     """Largest single JSON document (a CloudTrail file) held in memory to split into records."""
+    max_json_documents: int = Field(1, ge=1)
+    """Whole JSON documents (CloudTrail, Config files) parsed into records at the same time by one worker
+    process; the others wait with their (decompressed) bytes read. A parsed file takes about 4x its size in
+    memory, so this bounds peak memory when many such objects are in flight."""
 
 
 class EnrichConfig(_Model):
