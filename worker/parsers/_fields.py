@@ -90,7 +90,24 @@ def iso_to_utc_ms(value: str) -> str:
     rejects them (day 31 of a 30-day month is left for the index to refuse). Offsets, basic format
     (`20131102T010628Z`) and naive stamps (taken as UTC) go through `datetime`. Raises ValueError when the
     value is not a timestamp.
+
+    Results are cached by exact value: a file repeats each second on many records (CloudTrail's `eventTime`),
+    and a dict hit costs a fraction of the checks below.
     """
+    cached = _ISO_CACHE.get(value)
+    if cached is not None:
+        return cached
+    out = _iso_to_utc_ms(value)
+    if len(_ISO_CACHE) >= 4096:
+        _ISO_CACHE.clear()
+    _ISO_CACHE[value] = out
+    return out
+
+
+_ISO_CACHE: dict[str, str] = {}
+
+
+def _iso_to_utc_ms(value: str) -> str:
     n = len(value)
     if (
         n >= 20
