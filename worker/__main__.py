@@ -1,4 +1,5 @@
-"""`sluice` command line: run | demo | parse | check-config | setup | replay | backfill | import-esf | bench."""
+"""`sluice` command line: run | demo | parse | check-config | setup | replay | backfill | import-esf | athena-ddl |
+compact | bench."""
 
 from __future__ import annotations
 
@@ -83,6 +84,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+def _cmd_athena_ddl(args: argparse.Namespace) -> int:
+    from worker.athena import run_athena_ddl
+
+    return run_athena_ddl(load_config(args.config) if args.config else None, args)
+
+
+def _cmd_compact(args: argparse.Namespace) -> int:
+    from worker.compaction import run_compact
+
+    return run_compact(load_config(args.config), args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sluice", description="Move AWS service logs into OpenSearch.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -154,6 +167,33 @@ def build_parser() -> argparse.ArgumentParser:
                       help="use this OpenSearch instead of starting one (env SLUICE_OPENSEARCH_URL)")
     demo.add_argument("--corpus", default=None, help="folder of sample logs (default: ../shared/corpus if present)")
     demo.set_defaults(func=_cmd_demo)
+
+    ddl = sub.add_parser("athena-ddl", help="print CREATE EXTERNAL TABLE statements (partition projection) for the "
+                         "Parquet dataset, one per log type")
+    ddl.add_argument("--config", "-c", default=None, help="YAML config file (its parquet section gives the location)")
+    ddl.add_argument("--location", default=None, help="dataset root instead of the config's, e.g. s3://bucket/parquet/")
+    ddl.add_argument("--log-type", action="append", default=[], help="only this log type (repeatable; default all)")
+    ddl.add_argument("--database", default=None, help="qualify the table names with this Glue database")
+    ddl.add_argument("--table-prefix", default="sluice_", help="table name prefix (default sluice_)")
+    ddl.add_argument("--accounts", default=None,
+                     help="comma-separated account ids: an enum projection (default: injected, name it in WHERE)")
+    ddl.add_argument("--regions", default=None,
+                     help="comma-separated regions: an enum projection (default: injected, name it in WHERE)")
+    ddl.add_argument("--start-hour", default="2020010100", help="first event_hour of the projection (YYYYMMDDHH)")
+    ddl.set_defaults(func=_cmd_athena_ddl)
+
+    compact = sub.add_parser("compact", help="merge the small Parquet files of closed hours into large ones "
+                             "(and drop duplicate rows); safe to interrupt and rerun")
+    compact.add_argument("--config", "-c", required=True)
+    compact.add_argument("--log-type", action="append", default=[], help="only this log type (repeatable)")
+    compact.add_argument("--since", default=None, help="first event_hour to consider (YYYYMMDDHH)")
+    compact.add_argument("--until", default=None, help="event_hour to stop before (YYYYMMDDHH)")
+    compact.add_argument("--grace", type=float, default=2.0,
+                         help="hours after its end before an hour counts as closed (default 2)")
+    compact.add_argument("--small-bytes", type=int, default=None,
+                         help="files under this size are small (default parquet.max_file_bytes / 4)")
+    compact.add_argument("--dry-run", action="store_true", help="list the hours that would be compacted")
+    compact.set_defaults(func=_cmd_compact)
 
     from worker.bench import add_arguments as bench_arguments
 

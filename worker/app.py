@@ -22,6 +22,7 @@ from worker.config import Config, EnrichConfig, KinesisSource, ReplaySource, Sqs
 from worker.dead_letters import DeadLetters
 from worker.pipeline import Pipeline
 from worker.setup import source_indices
+from worker.sinks.fanout import build_fanout, sinks_in_use
 from worker.sinks.opensearch import OpenSearchSink, build_client
 from worker.sources.sqs_s3 import SqsS3SourceRunner
 
@@ -91,11 +92,20 @@ class Worker:
                 try:
                     sink = OpenSearchSink(self.cfg.opensearch, dead_letters, client,
                                           source_indices=source_indices(self.cfg))
-                    if self.cfg.opensearch.install_templates:
+                    used = sinks_in_use(self.cfg)
+                    if self.cfg.opensearch.install_templates and "opensearch" in used:
                         await self._install_templates(sink)
                     await sink.__aenter__()
+                    parquet = None
+                    if "parquet" in used:
+                        from worker.sinks.parquet import ParquetSink  # pyarrow costs ~70 MB RSS: only when used
+
+                        parquet = ParquetSink(self.cfg.parquet, aws)
+                        await parquet.__aenter__()
                     try:
-                        pipeline = Pipeline(self.cfg.pipeline, sink, dead_letters, enricher)
+                        running: dict[str, Any] = {"opensearch": sink, "parquet": parquet}
+                        out = build_fanout(self.cfg, {name: running[name] for name in used})
+                        pipeline = Pipeline(self.cfg.pipeline, out, dead_letters, enricher)
                         self.sources = [self._build_source(name, scfg, aws, pipeline, dead_letters)
                                         for name, scfg in self.cfg.sources.items()]
                         self.ready = True
@@ -106,7 +116,8 @@ class Worker:
                                 tg.create_task(src.run(self.stop, self._drain_deadline), name=f"source-{src.name}")
                         log.info("sources_drained")
                     finally:
-                        await sink.close(timeout=self._remaining_grace())
+                        await asyncio.gather(sink.close(timeout=self._remaining_grace()),
+                                             *([parquet.close(timeout=self._remaining_grace())] if parquet else []))
                 finally:
                     await client.close()
         finally:

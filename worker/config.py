@@ -252,8 +252,22 @@ class ProcessingConfig(_Model):
         return self
 
 
+SinkName = Literal["opensearch", "parquet"]
+
+
 class _LogSource(_Model):
     """What every source that parses logs checks: `log_type` and `fallback_log_type` name known types."""
+
+    sinks: list[SinkName] = Field(["opensearch"], min_length=1)
+    """Where this source's documents go: `opensearch`, `parquet` (see the `parquet` section), or both. A unit of
+    work (message, batch) is acknowledged only once every listed sink has all of its documents."""
+
+    @field_validator("sinks")
+    @classmethod
+    def _distinct_sinks(cls, v: list[SinkName]) -> list[SinkName]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"a sink is listed twice: {v}")
+        return v
 
     @field_validator("log_type", check_fields=False)
     @classmethod
@@ -474,6 +488,32 @@ class WorkerConfig(_Model):
     """Seconds SIGTERM waits for in-flight messages before nacking them and exiting."""
 
 
+class ParquetConfig(_Model):
+    """The Parquet sink (docs/parquet.md): a Hive-partitioned dataset on S3 for Athena."""
+
+    bucket: str = ""
+    """Bucket of the dataset; required as soon as a source lists `parquet` in its `sinks`."""
+    prefix: str = "parquet/"
+    """Key prefix of the dataset; tables live under `<prefix>log_type=<type>/`."""
+    compression: Literal["zstd", "snappy"] = "zstd"
+    """Column compression: `zstd` (smaller files, the default) or `snappy` (less CPU)."""
+    compression_level: int | None = None
+    """Codec level (zstd 1-22); unset: the codec's default."""
+    max_file_bytes: int = Field(128 << 20, ge=1 << 20)
+    """A unit's file in one partition is cut into parts of about this size (the cut falls after the row group
+    that crosses it), so one huge object never makes one huge file."""
+    row_group_rows: int = Field(65536, ge=1000)
+    """Rows per Parquet row group; also how many rows a file holds in memory (as Arrow columns) before they
+    are encoded."""
+    multipart_part_bytes: int = Field(16 << 20, ge=5 << 20)
+    """A file that grows past this many bytes is streamed to S3 as a multipart upload in parts of this size;
+    smaller files are written with one PUT."""
+    max_concurrent_uploads: int = Field(4, ge=1)
+    """Files written to S3 at once; more finished files wait (which holds their units back)."""
+    retry_seconds: float = Field(60.0, gt=0)
+    """How long a failed S3 write is retried before its units are handed back for redelivery."""
+
+
 class Config(_Model):
     aws: AwsConfig = AwsConfig()
     """AWS region, endpoints and credentials. Credentials come from the environment, the task or pod role,
@@ -491,6 +531,16 @@ class Config(_Model):
     """Logs, metrics and health endpoints."""
     worker: WorkerConfig = WorkerConfig()
     """Process lifecycle."""
+    parquet: ParquetConfig = ParquetConfig()
+    """The Parquet sink on S3 (the light engine), used by sources whose `sinks` list `parquet`."""
+
+    @model_validator(mode="after")
+    def _parquet_has_a_bucket(self) -> Config:
+        users = [name for name, src in self.sources.items() if "parquet" in getattr(src, "sinks", ())]
+        if users and not self.parquet.bucket:
+            raise ValueError(f"parquet.bucket: required, because source(s) {', '.join(sorted(users))} "
+                             "write to parquet")
+        return self
 
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

@@ -115,6 +115,12 @@ class AckSet:
         return self._pending
 
     @property
+    def sealed(self) -> bool:
+        """The unit's input was read to the end: no more documents will be added (a sink that writes per unit,
+        like the Parquet sink, may then write it)."""
+        return self._sealed
+
+    @property
     def done(self) -> bool:
         """Sealed and every document settled (or failed): `ok` is then final."""
         return self._done.done()

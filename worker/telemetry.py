@@ -178,3 +178,35 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
 
 def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
+
+
+# --- parquet sink ----------------------------------------------------------------------------------------
+PARQUET_ROWS = Counter(
+    f"{NS}_parquet_rows_written_total", "Rows in Parquet files written to S3 (settled as delivered).",
+    ["log_type"])
+PARQUET_FILES = Counter(
+    f"{NS}_parquet_files_written_total",
+    "Parquet files written to S3, by how they were uploaded (put: one PUT; multipart: streamed in parts).",
+    ["log_type", "upload"])
+PARQUET_BYTES = Counter(
+    f"{NS}_parquet_bytes_written_total", "Bytes of Parquet files written to S3 (compressed, as stored).",
+    ["log_type"])
+PARQUET_WRITE_FAILURES = Counter(
+    f"{NS}_parquet_write_failures_total",
+    "S3 writes of Parquet files that failed after retrying for parquet.retry_seconds (their units are "
+    "redelivered).", ["log_type"])
+PARQUET_MISFITS = Counter(
+    f"{NS}_parquet_misfit_values_total",
+    "Values whose type did not fit their declared column, kept in the sluice_extra map column instead (a parser "
+    "emitting something its field declaration does not say).", ["log_type"])
+PARQUET_S3_LATENCY = Histogram(
+    f"{NS}_parquet_s3_request_duration_seconds",
+    "Duration of one S3 call of the Parquet sink (PUT, multipart part, completion), retries included.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
+PARQUET_BUFFERED_ROWS = Gauge(
+    f"{NS}_parquet_buffered_rows", "Rows held by the Parquet sink that are not yet encoded into a file.", [],
+    multiprocess_mode="livesum")
+PARQUET_OPEN_FILES = Gauge(
+    f"{NS}_parquet_open_files",
+    "Parquet files being assembled (one per unit of work and partition until its unit is written).", [],
+    multiprocess_mode="livesum")

@@ -121,6 +121,29 @@ def table(rows: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def sinks_table(summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The OpenSearch path and the Parquet sink side by side, per core (CPU time, so load matters less)."""
+    rows = [(t, r) for t, r in summary.items() if r.get("parquet_mb_s_core")]
+    if not rows:
+        return []
+    out = ["Sinks, MB/s of uncompressed logs per core (from CPU time):", "",
+           "| log type | OpenSearch, end to end | parsing alone | Parquet sink alone | parsing + Parquet sink | "
+           "Parquet rows/s alone | Parquet bytes/row |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for t, r in rows:
+        e2e = 1000 / r["cpu_s_per_gb"] if r.get("cpu_s_per_gb") else None
+        parse = 1000 / r["parse_cpu_s_per_gb"] if r.get("parse_cpu_s_per_gb") else None
+        pq = r["parquet_mb_s_core"]
+        both = 1 / (1 / parse + 1 / pq) if parse else None
+        out.append(f"| {t} | {_num(e2e, 1)} | {_num(parse, 1)} | {_num(pq, 1)} | {_num(both, 1)} | "
+                   f"{_num(r.get('parquet_rows_s_core'), 0)} | {_num(r.get('parquet_bytes_per_row'), 0)} |")
+    out.append("")
+    out.append("OpenSearch, end to end: the worker process against the bulk stub (1000 / CPU s/GB). Parquet sink "
+               "alone: the first object's documents (up to 30,000) through `ParquetSink` in this process, S3 in "
+               "memory, zstd; parsing + Parquet sink: both costs added, what a worker writing only Parquet would "
+               "spend per MB before S3 and SQS.")
+    return [*out, ""]
+
+
 def scaling_table(summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """`--scaling N`: MB/s with N worker processes against the one-process median, per type."""
     rows = [(t, r) for t, r in summary.items() if "scaling" in r]
@@ -155,6 +178,7 @@ def render(result: Mapping[str, Any]) -> str:
         "",
         table(result["summary"]),
         "",
+        *sinks_table(result["summary"]),
         *scaling_table(result["summary"]),
         "Sluice MB/s: uncompressed bytes / wall seconds from the objects' notifications being queued (for a "
         "worker that has already ingested one small object) to the stub holding their last document (the last, "

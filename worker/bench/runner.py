@@ -31,7 +31,7 @@ from typing import IO, Any
 
 import yaml
 
-from worker.bench import BENCH_TYPES, parse_only, reference
+from worker.bench import BENCH_TYPES, parquet_only, parse_only, reference
 from worker.bench.objects import BenchObject, file_objects, generate, make_object
 from worker.bench.profile import Profiler
 from worker.bench.profile import render as render_profile
@@ -417,11 +417,21 @@ class Options:
 # --- phases ---------------------------------------------------------------------------------------------------
 
 
+PARQUET_DOCUMENTS = 30_000
+"""Documents of a type's first object the Parquet sink is measured on (alone, in this process, S3 in memory)."""
+
+
 def in_process(log_type: str, objects: list[BenchObject], decoded: list[bytes], compress: bool) -> dict[str, Any]:
     """One run of the reference loop and of Sluice's parse-only pass over a type's objects."""
     ref = reference.run(log_type, [(o.key, o.body) for o in objects], compress=compress)
     parsed = parse_only.run(log_type, [(o.key, d) for o, d in zip(objects, decoded, strict=True)])
+    docs, used = parse_only.documents(log_type, objects[0].key, decoded[0], PARQUET_DOCUMENTS)
+    _, pq_cpu, pq_rows, pq_bytes = parquet_only.run(log_type, docs)
+    del docs
     return {
+        "parquet_mb_s_core": used / MB / pq_cpu,
+        "parquet_rows_s_core": pq_rows / pq_cpu,
+        "parquet_bytes_per_row": pq_bytes / max(1, pq_rows),
         "reference_mb_s": ref.raw_bytes / MB / ref.seconds,
         "reference_cpu_s_per_gb": ref.cpu_seconds / (ref.raw_bytes / 1e9),
         "reference_documents": ref.documents,
