@@ -611,7 +611,9 @@ def _inputs(opts: Options, progress: Progress) -> dict[str, list[BenchObject]]:
 def run_bench(opts: Options) -> dict[str, Any]:
     """Every phase; returns the result document (what `--json` writes)."""
     from worker.app import tune_gc
+    from worker.telemetry import configure_logging
 
+    configure_logging("warning", "console")  # the in-process sinks log to stderr, never into the report
     if opts.profile_dir:
         if Profiler.available() is None:
             raise BenchError("--profile needs py-spy on the PATH (pip install py-spy)")
