@@ -10,6 +10,7 @@ import asyncio
 import base64
 import enum
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,7 +93,7 @@ class AckSet:
     redelivered as a whole, and because ids are deterministic, the redelivery costs 409s, not duplicates.
     """
 
-    __slots__ = ("_done", "_failure", "_pending", "_sealed", "counts", "name")
+    __slots__ = ("_done", "_failure", "_on_seal", "_pending", "_sealed", "counts", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -100,6 +101,7 @@ class AckSet:
         self._sealed = False
         self._failure: str | None = None
         self._done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._on_seal: list[Callable[[], None]] | None = None
         self.counts: dict[Outcome, int] = {o: 0 for o in Outcome}
 
     @property
@@ -150,7 +152,20 @@ class AckSet:
 
     def seal(self) -> None:
         self._sealed = True
+        callbacks, self._on_seal = self._on_seal, None
+        for callback in callbacks or ():
+            callback()
         self._maybe_done()
+
+    def on_seal(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the unit is sealed (at once if it is): a sink that writes whole units (the
+        Parquet sink) starts writing then, instead of polling its units."""
+        if self._sealed:
+            callback()
+        elif self._on_seal is None:
+            self._on_seal = [callback]
+        else:
+            self._on_seal.append(callback)
 
     def _maybe_done(self) -> None:
         if self._done.done():

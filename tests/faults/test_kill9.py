@@ -123,6 +123,28 @@ async def _wait_started(proc: subprocess.Popen[bytes], log_path: Path, timeout: 
         await asyncio.sleep(0.02)
 
 
+async def clean_run(cfg_file: Path, log_path: Path, sqs: Any, queue_url: str, timeout: float) -> Counter[str]:
+    """A worker run without kills that ends once the queue stayed empty for two polls (the messages killed workers
+    held included), stopped by SIGTERM with exit 0; returns its log's events."""
+    proc = _spawn(cfg_file, log_path)
+    try:
+        await _wait_started(proc, log_path)
+        deadline = time.monotonic() + timeout
+        empty = 0
+        while empty < 2:
+            assert proc.poll() is None, f"worker died by itself:\n{_tail(log_path)}"
+            assert time.monotonic() < deadline, "the queue did not drain in the clean run"
+            await asyncio.sleep(1.0)
+            empty = empty + 1 if await asyncio.to_thread(queue_depth, sqs, queue_url) == 0 else 0
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 30) == 0, _tail(log_path)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return _events(log_path)
+
+
 def _not_visible(sqs: Any, url: str) -> int:
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
     return int(attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"])
@@ -192,24 +214,7 @@ async def test_kill9_twenty_times_loses_and_doubles_nothing(tmp_path: Path, aws_
     before_final = sum(index_counts(client, prefix).values())
 
     # The clean run: no kill; it ends once every message is deleted (those a killed worker held included).
-    log_path = tmp_path / "worker-final.log"
-    proc = _spawn(cfg_file, log_path)
-    try:
-        await _wait_started(proc, log_path)
-        deadline = time.monotonic() + 120
-        empty = 0
-        while empty < 2:
-            assert proc.poll() is None, f"worker died by itself:\n{_tail(log_path)}"
-            assert time.monotonic() < deadline, "the queue did not drain in the clean run"
-            await asyncio.sleep(1.0)
-            empty = empty + 1 if await asyncio.to_thread(queue_depth, sqs, s3_queue.queue_url) == 0 else 0
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(proc.wait, 30) == 0, _tail(log_path)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-    final = _events(log_path)
+    final = await clean_run(cfg_file, tmp_path / "worker-final.log", sqs, s3_queue.queue_url, timeout=120)
     reads += final["s3_object_read"]
     deletes += final["sqs_message_deleted"]
     dl_writes += final["dead_letters_written"]

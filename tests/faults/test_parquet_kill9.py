@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 import yaml
 
-from tests.faults.test_kill9 import SLUICE, _events, _spawn, _tail, _wait_started
+from tests.faults.test_kill9 import SLUICE, _events, _spawn, _tail, _wait_started, clean_run
 from tests.integration.test_parquet_sink import lake_keys, read_dataset
 from tests.support import make_config, queue_depth
 from worker.model import Origin
@@ -141,24 +141,7 @@ async def test_kill9_while_writing_parquet_leaves_one_row_per_line(tmp_path: Pat
         if k % 3 == 2:  # let some held messages come back, so later kills hit redeliveries too
             await asyncio.sleep(VISIBILITY / 2)
 
-    log_path = tmp_path / "worker-final.log"
-    proc = _spawn(cfg_file, log_path)
-    try:
-        await _wait_started(proc, log_path)
-        deadline = time.monotonic() + 180
-        empty = 0
-        while empty < 2:
-            assert proc.poll() is None, f"worker died by itself:\n{_tail(log_path)}"
-            assert time.monotonic() < deadline, "the queue did not drain in the clean run"
-            await asyncio.sleep(1.0)
-            empty = empty + 1 if await asyncio.to_thread(queue_depth, sqs, s3_queue.queue_url) == 0 else 0
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(proc.wait, 30) == 0, _tail(log_path)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-    totals.update(_events(log_path))
+    totals.update(await clean_run(cfg_file, tmp_path / "worker-final.log", sqs, s3_queue.queue_url, timeout=180))
 
     table = await asyncio.to_thread(read_dataset, aws_endpoint, lake)
     ids = table.column("sluice_id").to_pylist()

@@ -4,35 +4,21 @@ objects aggregate fields the parsers really emit."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.unit.test_deploy import exported_metric_names, load_module, promql
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = json.loads((REPO / "deploy/helm/sluice/dashboards/sluice.json").read_text())
 RECORDING = json.loads((REPO / "tools/deploy/metrics-recording.json").read_text())
 SAVED_OBJECTS = [json.loads(line) for line in
                  (REPO / "deploy/opensearch-dashboards/sluice-saved-objects.ndjson").read_text().splitlines()]
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-promql = _load("sluice_render_dashboard", REPO / "tools/deploy/render_dashboard.py")
-test_deploy = _load("sluice_test_deploy_helpers", REPO / "tests/unit/test_deploy.py")
 
 
 # -- Grafana -----------------------------------------------------------------------------------------------------------
@@ -43,7 +29,7 @@ def targets() -> list[tuple[str, str]]:
 
 
 def test_dashboard_queries_use_only_exported_metrics() -> None:
-    exported = test_deploy.exported_metric_names()
+    exported = exported_metric_names()
     for title, expr in targets():
         names = promql.metric_names(promql.parse_promql(expr))
         assert names and names <= exported, f"{title}: {names - exported}"
@@ -70,7 +56,7 @@ def test_dashboard_layout_is_a_valid_grafana_grid() -> None:
 
 
 def test_recording_is_of_exported_metrics_and_every_throughput_panel_has_data() -> None:
-    exported = test_deploy.exported_metric_names()
+    exported = exported_metric_names()
     assert {s["name"] for s in RECORDING["series"]} <= exported
     rec = promql.Recording(RECORDING)
     assert len(rec.times) >= 60
@@ -143,7 +129,7 @@ def emitted_fields() -> dict[str, set[str]]:
     from worker.samples import alb_lines, cloudtrail_records
     from worker.sinks.templates import COMMON_FIELDS
 
-    uploader = _load("sluice_upload_samples", REPO / "deploy/compose/samples/upload_samples.py")
+    uploader = load_module("sluice_upload_samples", REPO / "deploy/compose/samples/upload_samples.py")
     now = datetime.now(UTC)
     samples = {
         "vpc_flow": uploader.vpc_flow_v5(200, random.Random(1), now),

@@ -27,7 +27,7 @@ CHART = REPO / "deploy/helm/sluice"
 ECS = REPO / "deploy/ecs/sluice.yaml"
 
 
-def _load(name: str, path: Path) -> ModuleType:
+def load_module(name: str, path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -36,8 +36,8 @@ def _load(name: str, path: Path) -> ModuleType:
     return module
 
 
-lint = _load("sluice_deploy_lint", REPO / "tools/deploy/lint.py")
-promql = _load("sluice_render_dashboard", REPO / "tools/deploy/render_dashboard.py")
+lint = load_module("sluice_deploy_lint", REPO / "tools/deploy/lint.py")
+promql = load_module("sluice_render_dashboard", REPO / "tools/deploy/render_dashboard.py")
 
 
 # -- what the code defines -----------------------------------------------------------------------------------------

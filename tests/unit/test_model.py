@@ -36,3 +36,17 @@ def test_ids_are_stable_and_version_sensitive() -> None:
     assert a.id_prefix() == Origin("other", "s3", "b", "k", "etag:1").id_prefix()
     assert a.id_prefix() != Origin("s", "s3", "b", "k", "etag:2").id_prefix()
     assert len(a.id_prefix()) == 20
+
+
+async def test_on_seal_runs_once_at_seal_or_at_once_when_already_sealed() -> None:
+    ack = AckSet("u")
+    calls: list[str] = []
+    ack.on_seal(lambda: calls.append("first"))
+    ack.on_seal(lambda: calls.append("second"))
+    assert calls == []
+    ack.seal()
+    assert calls == ["first", "second"]
+    ack.seal()
+    assert calls == ["first", "second"]
+    ack.on_seal(lambda: calls.append("late"))
+    assert calls == ["first", "second", "late"]

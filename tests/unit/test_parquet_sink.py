@@ -102,7 +102,7 @@ def test_partition_and_names() -> None:
 
 async def test_a_unit_is_written_when_sealed_and_acked_after_the_write() -> None:
     s3 = CountingS3()
-    async with ParquetSink(_cfg(), s3, poll_interval=0.01) as sink:
+    async with ParquetSink(_cfg(), s3) as sink:
         origin = _origin()
         bodies = [_body(i, hour=10 + i % 2) for i in range(500)]
         ack = await _ingest(sink, origin, bodies, seal=False)
@@ -130,7 +130,7 @@ async def test_a_redelivered_unit_rewrites_the_same_keys_with_the_same_rows() ->
     stores = []
     for _ in range(2):
         s3 = MemoryS3()
-        async with ParquetSink(_cfg(row_group_rows=1000), s3, poll_interval=0.01) as sink:
+        async with ParquetSink(_cfg(row_group_rows=1000), s3) as sink:
             ack = await _ingest(sink, _origin(), bodies)
             assert await asyncio.wait_for(ack.wait(), 10)
         stores.append(s3.objects)
@@ -145,7 +145,7 @@ async def test_a_big_unit_is_cut_into_parts_at_the_same_rows_every_time() -> Non
     layouts = []
     for _ in range(2):
         s3 = CountingS3()
-        async with ParquetSink(_cfg(row_group_rows=1000, max_file_bytes=1 << 20), s3, poll_interval=0.01) as sink:
+        async with ParquetSink(_cfg(row_group_rows=1000, max_file_bytes=1 << 20), s3) as sink:
             ack = await _ingest(sink, _origin(), bodies)
             assert await asyncio.wait_for(ack.wait(), 20)
         tables = _rows(s3)
@@ -159,7 +159,7 @@ async def test_a_big_unit_is_cut_into_parts_at_the_same_rows_every_time() -> Non
 async def test_a_file_past_the_part_size_is_a_multipart_upload() -> None:
     bodies = [_body(i, message=os.urandom(1500).hex()) for i in range(6000)]  # ~9 MB of Parquet
     s3 = CountingS3()
-    async with ParquetSink(_cfg(row_group_rows=1000, multipart_part_bytes=5 << 20), s3, poll_interval=0.01) as sink:
+    async with ParquetSink(_cfg(row_group_rows=1000, multipart_part_bytes=5 << 20), s3) as sink:
         ack = await _ingest(sink, _origin(), bodies)
         assert await asyncio.wait_for(ack.wait(), 20)
     assert s3.calls.count("create") == 1 and s3.calls.count("complete") == 1 and "put" not in s3.calls
@@ -173,7 +173,7 @@ async def test_a_failing_write_hands_the_unit_back(fail: str) -> None:
     s3 = CountingS3(fail=fail)
     n = 6000 if fail == "part" else 10
     bodies = [_body(i, message=os.urandom(1500).hex() if fail == "part" else None) for i in range(n)]
-    async with ParquetSink(_cfg(row_group_rows=1000, multipart_part_bytes=5 << 20), s3, poll_interval=0.01) as sink:
+    async with ParquetSink(_cfg(row_group_rows=1000, multipart_part_bytes=5 << 20), s3) as sink:
         ack = await _ingest(sink, _origin(), bodies)
         assert await asyncio.wait_for(ack.wait(), 20) is False
     assert ack.counts[Outcome.RETRY] == n and ack.pending == 0
@@ -185,7 +185,7 @@ async def test_a_failing_write_hands_the_unit_back(fail: str) -> None:
 
 async def test_kinesis_batches_share_one_file_named_by_their_first_record() -> None:
     s3 = MemoryS3()
-    async with ParquetSink(_cfg(), s3, poll_interval=0.01) as sink:
+    async with ParquetSink(_cfg(), s3) as sink:
         ack = AckSet("shard-1/100-102")
         origins = [Origin("stream", "kinesis", key="s/shard-1", version=str(seq)) for seq in (100, 101, 102)]
         for origin in origins:
@@ -200,7 +200,7 @@ async def test_kinesis_batches_share_one_file_named_by_their_first_record() -> N
 
 async def test_a_replayed_record_never_overwrites_its_objects_file() -> None:
     s3 = MemoryS3()
-    async with ParquetSink(_cfg(), s3, poll_interval=0.01) as sink:
+    async with ParquetSink(_cfg(), s3) as sink:
         first = await _ingest(sink, _origin(), [_body(i) for i in range(5)])
         replayed = _origin(extra=(("attempts", "1"),))
         ack = AckSet("replay#0")
@@ -215,7 +215,7 @@ async def test_a_replayed_record_never_overwrites_its_objects_file() -> None:
 
 async def test_units_never_sealed_are_handed_back_at_close() -> None:
     s3 = MemoryS3()
-    sink = ParquetSink(_cfg(), s3, poll_interval=0.01)
+    sink = ParquetSink(_cfg(), s3)
     await sink.__aenter__()
     ack = await _ingest(sink, _origin(), [_body(i) for i in range(3)], seal=False)
     await sink.close(timeout=5)
@@ -224,7 +224,7 @@ async def test_units_never_sealed_are_handed_back_at_close() -> None:
 
 async def test_a_failed_unit_is_not_written() -> None:
     s3 = MemoryS3()
-    async with ParquetSink(_cfg(), s3, poll_interval=0.01) as sink:
+    async with ParquetSink(_cfg(), s3) as sink:
         ack = await _ingest(sink, _origin(), [_body(i) for i in range(3)], seal=False)
         ack.fail("reading the object failed")
         ack.seal()
@@ -256,7 +256,7 @@ class _Recorder:
 async def test_fanout_counts_a_document_once_per_sink_and_parquet_sees_the_dict() -> None:
     s3 = MemoryS3()
     opensearch = _Recorder()
-    async with ParquetSink(_cfg(), s3, poll_interval=0.01) as parquet:
+    async with ParquetSink(_cfg(), s3) as parquet:
         fan = FanoutSink({"both": [parquet, opensearch], "search": [opensearch], "lake": [parquet]}, [opensearch])
         acks = {}
         for source in ("both", "search", "lake", "gone"):

@@ -62,7 +62,7 @@ async def run_async(log_type: str, documents: Sequence[dict[str, Any]], cfg: Par
     The documents are only read (a sink takes their values), so one parsed list can be measured again."""
     cfg = cfg or ParquetConfig(bucket="bench")
     s3 = MemoryS3()
-    sink = ParquetSink(cfg, s3, poll_interval=0.005)
+    sink = ParquetSink(cfg, s3)
     acks: list[AckSet] = []
     async with sink:
         wall, cpu = time.perf_counter(), time.process_time()

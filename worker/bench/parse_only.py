@@ -10,6 +10,7 @@ serialisation, batching, S3/SQS and HTTP, the event loop).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,34 +40,42 @@ def decompress(body: bytes) -> bytes:
     return b"".join(parts)
 
 
-def parse_object(log_type: str, key: str, data: bytes) -> tuple[int, int]:
-    """(documents, failures) of one decoded object, parsed as the pipeline parses it."""
+def _stream(log_type: str, key: str) -> StreamParser:
     route = route_s3_key(key, log_type)
-    stream = StreamParser(log_type, ParseContext(bucket="bench", key=key, account_id=route.account_id,
-                                                 region=route.region))
-    docs = failures = 0
+    return StreamParser(log_type, ParseContext(bucket="bench", key=key, account_id=route.account_id,
+                                               region=route.region))
+
+
+def _slices(stream: StreamParser, data: bytes, errors: list[Any]) -> Iterator[list[tuple[int, Any]]]:
+    """The records of one decoded object in the pipeline's slices: lines framed per 1 MiB piece, or the records
+    of a whole JSON document (its framing errors appended to `errors`)."""
     if stream.framing == "lines":
         framer = LineFramer()
         for start in range(0, len(data), PIECE):
             frames = framer.feed(data[start : start + PIECE])
             for i in range(0, len(frames), PARSE_SLICE):
-                d, f, _ = stream.process(frames[i : i + PARSE_SLICE])
-                docs += len(d)
-                failures += len(f)
-        d, f, _ = stream.process(framer.finish())
-        docs += len(d)
-        failures += len(f)
+                yield frames[i : i + PARSE_SLICE]
+        yield framer.finish()
     else:
         jframer = JsonRecordsFramer()
         jframer.feed(data)
-        records, errors = jframer.finish()
-        failures += len(errors)
+        records, more = jframer.finish()
+        errors.extend(more)
         for i in range(0, len(records), PARSE_SLICE):
-            d, f, _ = stream.process(records[i : i + PARSE_SLICE])
-            docs += len(d)
-            failures += len(f)
+            yield records[i : i + PARSE_SLICE]
+
+
+def parse_object(log_type: str, key: str, data: bytes) -> tuple[int, int]:
+    """(documents, failures) of one decoded object, parsed as the pipeline parses it."""
+    stream = _stream(log_type, key)
+    errors: list[Any] = []
+    docs = failures = 0
+    for frames in _slices(stream, data, errors):
+        d, f, _ = stream.process(frames)
+        docs += len(d)
+        failures += len(f)
     d, f, _ = stream.finish()
-    return docs + len(d), failures + len(f)
+    return docs + len(d), failures + len(f) + len(errors)
 
 
 def run(log_type: str, objects: list[tuple[str, bytes]]) -> ParseResult:
@@ -83,20 +92,15 @@ def run(log_type: str, objects: list[tuple[str, bytes]]) -> ParseResult:
 
 
 def documents(log_type: str, key: str, data: bytes, limit: int) -> tuple[list[dict[str, Any]], int]:
-    """Up to `limit` parsed documents of one decoded object, and the input bytes they came from (for sinks
-    measured alone, e.g. the Parquet sink in `sluice bench`)."""
-    route = route_s3_key(key, log_type)
-    stream = StreamParser(log_type, ParseContext(bucket="bench", key=key, account_id=route.account_id,
-                                                 region=route.region))
-    if stream.framing == "lines":
-        framer = LineFramer()
-        frames = framer.feed(data[: 64 << 20]) + framer.finish()
-        docs, _, _ = stream.process(frames[:limit])
-        used = frames[limit][0] if len(frames) > limit else len(data)
-    else:
-        jframer = JsonRecordsFramer()
-        jframer.feed(data)
-        records, _ = jframer.finish()
-        docs, _, _ = stream.process(records[:limit])
-        used = len(data) * min(limit, len(records)) // max(1, len(records))
-    return [body for _, _, _, body in docs], used
+    """Up to `limit` parsed documents of one decoded object, and about how many of its bytes they came from
+    (for sinks measured alone, e.g. the Parquet sink in `sluice bench`)."""
+    stream = _stream(log_type, key)
+    out: list[dict[str, Any]] = []
+    taken = total = 0
+    for frames in _slices(stream, data, []):
+        total += len(frames)
+        if len(out) < limit:
+            d, _, _ = stream.process(frames)
+            out += [body for _, _, _, body in d]
+            taken = total
+    return out[:limit], len(data) * taken // max(1, total)

@@ -39,31 +39,6 @@ _PARSE_TIMESTAMP = pa.timestamp("us", tz="UTC")
 """Arrow's ISO 8601 cast takes up to 6 fraction digits only for a microsecond target; then cut to ms."""
 EXTRA_TYPE = pa.map_(pa.string(), pa.string())
 
-ENVELOPE_FIELDS: dict[str, FieldType] = {
-    "event.kind": "keyword",
-    "event.category": "keyword",
-    "event.type": "keyword",
-    "event.outcome": "keyword",
-    "cloud.provider": "keyword",
-    "cloud.account.id": "keyword",
-    "cloud.region": "keyword",
-    "related.user": "keyword",
-    "related.hosts": "keyword",
-    "related.hash": "keyword",
-    "tags": "keyword",
-    "aws.cloudwatch.log_group": "keyword",
-    "aws.cloudwatch.log_stream": "keyword",
-    "aws.cloudwatch.event_id": "keyword",
-    "aws.kinesis.name": "keyword",
-    "aws.kinesis.shard_id": "keyword",
-    "aws.kinesis.sequence_number": "keyword",
-    "aws.kinesis.partition_key": "keyword",
-    "aws.kinesis.subsequence_number": "long",
-}
-"""ECS fields any document may carry, whatever its parser declares: what every parser sets (`event.kind`,
-`cloud.provider`), what a CloudWatch Logs subscription or a Kinesis source adds, the source's `tags`. The index
-templates map them dynamically (strings -> keyword); a column needs them declared. Parser declarations win."""
-
 LIST_FIELDS: frozenset[str] = frozenset({
     "event.category",
     "event.type",
@@ -99,7 +74,7 @@ _JSON_KINDS = frozenset({"flattened", "object"})
 
 def declared_fields(log_type: str) -> dict[str, FieldType]:
     """Every dotted field with a column for `log_type` (geo points still as one `geo_point` field)."""
-    return {**ENVELOPE_FIELDS, **COMMON_FIELDS, **get_parser(log_type).fields}
+    return {**COMMON_FIELDS, **get_parser(log_type).fields}
 
 
 def arrow_type(kind: FieldType) -> pa.DataType:

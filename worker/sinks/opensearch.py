@@ -295,7 +295,6 @@ class OpenSearchSink:
         for doc in docs:
             self.add(doc)
         await self.ready()
-        self.idle()  # `submit` callers (replay) hand over whole units
 
     async def flush(self) -> None:
         await self.ready()

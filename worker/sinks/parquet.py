@@ -6,7 +6,7 @@ Why this shape (docs/parquet.md has the long version):
   hash the document ids start with) and a part number. A redelivered unit yields the same documents in the same
   order, so the same keys with the same rows: the PUT overwrites, nothing is added.
 - A unit's files are written once its input is finished: the source seals its `AckSet` after the last
-  document was submitted; the sink notices (a short poll of the sealed units it holds) and writes. The
+  document was submitted; the sink hears it (`AckSet.on_seal`) and writes. The
   documents are settled DELIVERED when their file is in S3 (RETRY if the writes keep failing), so the unit is
   acknowledged only with its rows durable. Files are never rolled across units: holding a unit's ack for
   minutes to fill a bigger file would stall the source (`max_in_flight`); `sluice compact` merges small files.
@@ -46,8 +46,6 @@ log = m.get_logger("sluice.parquet")
 CONVERT_ROWS = 8192
 """Rows turned into an Arrow record batch at once: big enough for columnar conversion to pay, small enough that
 the Python value lists waiting for it stay small."""
-POLL_SECONDS = 0.05
-"""How often the sink looks for units whose input is finished (sealed); the latency it adds to a unit."""
 CONTENT_TYPE = "application/vnd.apache.parquet"
 UNKNOWN = "unknown"
 
@@ -242,24 +240,21 @@ class ParquetSink:
     Intake follows the pipeline's `Sink` protocol: `add` takes a document's values into columns at once (the
     dict is not kept), `ready` encodes and uploads what filled up (the backpressure), `submit` is both."""
 
-    def __init__(self, cfg: ParquetConfig, aws: S3Clients, poll_interval: float = POLL_SECONDS) -> None:
+    def __init__(self, cfg: ParquetConfig, aws: S3Clients) -> None:
         self.cfg = cfg
         self.aws = aws
         self.prefix = normal_prefix(cfg.prefix)
-        self.poll_interval = poll_interval
         self._converters: dict[str, Converter] = {}
         self._units: dict[int, tuple[AckSet, dict[Hashable, _Group]]] = {}
         """Open units by `id(ack)`: their groups, until the unit is sealed and handed to a writer task."""
         self._due: list[tuple[_Group, _File]] = []
         self._writing: set[asyncio.Task[None]] = set()
         self._uploads = asyncio.Semaphore(cfg.max_concurrent_uploads)
-        self._watcher: asyncio.Task[None] | None = None
         self._closing = False
         self._buffered = 0
         self._open_files = 0
 
     async def __aenter__(self) -> ParquetSink:
-        self._watcher = asyncio.create_task(self._watch(), name="parquet-watcher")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -306,9 +301,7 @@ class ParquetSink:
         await self.ready()
 
     def idle(self) -> None:
-        """No input is being parsed: the units just sealed can be written now, without waiting for the poll."""
-        if not self._closing:
-            self._hand_over_sealed()
+        """Nothing to do: a unit is written as soon as it is sealed (`AckSet.on_seal`)."""
 
     def _converter(self, log_type: str) -> Converter:
         converter = self._converters.get(log_type)
@@ -320,7 +313,9 @@ class ParquetSink:
         ack = doc.ack
         unit = self._units.get(id(ack))  # the id of an ack held here cannot be reused
         if unit is None:
-            unit = self._units[id(ack)] = (ack, {})
+            unit_id = id(ack)
+            unit = self._units[unit_id] = (ack, {})
+            ack.on_seal(lambda: self._sealed(unit_id))
         origin = doc.origin
         # Kinesis: one group per batch (its records are origins of their own); else one per origin.
         key: Hashable = None if origin.kind == "kinesis" else origin
@@ -343,9 +338,6 @@ class ParquetSink:
         if self._closing:
             return
         self._closing = True
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
         try:
             await asyncio.wait_for(self.flush(), timeout)
         except TimeoutError:
@@ -360,22 +352,24 @@ class ParquetSink:
 
     # --- units finished -------------------------------------------------------------------------------------
 
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(self.poll_interval)
-            try:
-                self._hand_over_sealed()
-            except Exception as exc:  # never let the watcher die: units would wait forever
-                log.exception("parquet_watch_failed", error=str(exc))
+    def _sealed(self, unit_id: int) -> None:
+        """A unit's input is finished: write its files (a task of its own). At close, `flush` takes them."""
+        if not self._closing:
+            self._start_writing(unit_id)
+
+    def _start_writing(self, unit_id: int) -> None:
+        unit = self._units.pop(unit_id, None)
+        if unit is None:
+            return
+        ack, groups = unit
+        task = asyncio.create_task(self._finish_unit(ack, list(groups.values())), name=f"parquet-{ack.name}")
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
 
     def _hand_over_sealed(self) -> None:
-        for unit_id, (ack, groups) in list(self._units.items()):
-            if not ack.sealed:
-                continue
-            del self._units[unit_id]
-            task = asyncio.create_task(self._finish_unit(ack, list(groups.values())), name=f"parquet-{ack.name}")
-            self._writing.add(task)
-            task.add_done_callback(self._writing.discard)
+        for unit_id, (ack, _groups) in list(self._units.items()):
+            if ack.sealed:
+                self._start_writing(unit_id)
 
     async def _finish_unit(self, ack: AckSet, groups: list[_Group]) -> None:
         if ack.failed:  # the unit is redelivered anyway: writing its files now would be wasted

@@ -53,6 +53,28 @@ COMMON_FIELDS: dict[str, FieldType] = {
     "http.response.body.bytes": "long",
     "url.port": "long",
     "related.ip": "ip",
+    # What any document may carry whatever its parser declares: what every parser sets (`event.kind`,
+    # `cloud.provider`), what a CloudWatch Logs subscription or a Kinesis source adds, the source's `tags`.
+    # Strings would be mapped as keyword dynamically anyway; the Parquet sink's columns need them declared.
+    "event.kind": "keyword",
+    "event.category": "keyword",
+    "event.type": "keyword",
+    "event.outcome": "keyword",
+    "cloud.provider": "keyword",
+    "cloud.account.id": "keyword",
+    "cloud.region": "keyword",
+    "related.user": "keyword",
+    "related.hosts": "keyword",
+    "related.hash": "keyword",
+    "tags": "keyword",
+    "aws.cloudwatch.log_group": "keyword",
+    "aws.cloudwatch.log_stream": "keyword",
+    "aws.cloudwatch.event_id": "keyword",
+    "aws.kinesis.name": "keyword",
+    "aws.kinesis.shard_id": "keyword",
+    "aws.kinesis.sequence_number": "keyword",
+    "aws.kinesis.partition_key": "keyword",
+    "aws.kinesis.subsequence_number": "long",
     # What optional enrichment adds (GeoIP, user agent): mapped whether or not it is on, so turning it on
     # later never meets a dynamically mapped field of the wrong type.
     **ENRICHMENT_FIELDS,
