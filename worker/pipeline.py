@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,9 +30,9 @@ if TYPE_CHECKING:
 log = m.get_logger("sluice.pipeline")
 
 PARSE_SLICE = 256
-"""Records parsed before their documents go to the sink, which serialises them at once and frees the dicts.
-Small slices keep parsed dicts short-lived: holding a whole 1 MiB chunk's documents (10k+ nested dicts) makes
-allocation and the garbage collector cost more than the parsing itself (bench/parsers.py: 2-3x slower)."""
+"""Records parsed between two backpressure checks (`Sink.ready`) and event-loop yields. Each document goes to the
+sink as soon as it is parsed, whatever the slice size; the slice only bounds how long the parse loop keeps the
+event loop and how much a full sink can be overrun."""
 
 
 class Sink(Protocol):
@@ -181,14 +181,14 @@ class Pipeline:
                 frames = framer.feed(data)
                 emit.invalid_utf8(framer.take_invalid())
                 for start in range(0, len(frames), PARSE_SLICE):
-                    await emit.parsed(stream.each(frames[start : start + PARSE_SLICE], emit.document))
+                    await emit.parse(stream, frames[start : start + PARSE_SLICE])
                 await emit.oversize(framer.take_oversize(), log_type)
                 await emit.keep_invalid_utf8(log_type)
             frames = framer.finish()
             emit.invalid_utf8(framer.take_invalid())
-            await emit.parsed(stream.each(frames, emit.document))
+            await emit.parse(stream, frames)
             await emit.oversize(framer.take_oversize(), log_type)
-            await emit.parsed(stream.finish_each(emit.document))
+            await emit.parse_rest(stream)
             await emit.keep_invalid_utf8(log_type)
         else:
             jframer = JsonRecordsFramer(self.cfg.max_document_bytes)
@@ -206,7 +206,7 @@ class Pipeline:
                     part = records[-PARSE_SLICE:]
                     del records[-PARSE_SLICE:]
                     part.reverse()
-                    await emit.parsed(stream.each(part, emit.document))
+                    await emit.parse(stream, part)
                     del part
             await emit.parsed(([(off, raw, log_type, f"invalid JSON: {why}") for off, raw, why in errors], 0))
         for lt, n in emit.per_type.items():
@@ -230,17 +230,17 @@ class Pipeline:
         async for data in decoded:
             now = time.monotonic()
             if proc.expired(now):
-                await emit.parsed(stream.each(proc.flush(), emit.document))
+                await emit.parse(stream, proc.flush())
             frames = proc.lines(framer.feed(data), now)
             emit.invalid_utf8(framer.take_invalid())
             for start in range(0, len(frames), PARSE_SLICE):
-                await emit.parsed(stream.each(frames[start : start + PARSE_SLICE], emit.document))
+                await emit.parse(stream, frames[start : start + PARSE_SLICE])
             await emit.oversize(framer.take_oversize(), log_type)
         frames = proc.lines(framer.finish(), time.monotonic()) + proc.finish()
         emit.invalid_utf8(framer.take_invalid())
-        await emit.parsed(stream.each(frames, emit.document))
+        await emit.parse(stream, frames)
         await emit.oversize(framer.take_oversize(), log_type)
-        await emit.parsed(stream.finish_each(emit.document))
+        await emit.parse_rest(stream)
         await emit.keep_invalid_utf8(log_type)
 
     async def _json_events(self, decoded: AsyncIterator[bytes], proc: Processor, stream: StreamParser,
@@ -262,8 +262,8 @@ class Pipeline:
 
             events = [(off, rec if isinstance(rec, str) else json_text(rec)) for off, rec in events]
         for start in range(0, len(events), PARSE_SLICE):
-            await emit.parsed(stream.each(events[start : start + PARSE_SLICE], emit.document))
-        await emit.parsed(stream.finish_each(emit.document))
+            await emit.parse(stream, events[start : start + PARSE_SLICE])
+        await emit.parse_rest(stream)
         await emit.parsed(([(off, raw, log_type, reason) for off, raw, reason in failures], 0))
 
 
@@ -377,6 +377,14 @@ class _Emitter:
             add(Document(doc_id, log_type, body, ack, origin, offset))
 
         return document
+
+    async def parse(self, stream: StreamParser, frames: Iterable[tuple[int, Any]]) -> None:
+        """One slice: its documents straight to the sink as they are parsed, then `parsed`."""
+        await self.parsed(stream.each(frames, self.document))
+
+    async def parse_rest(self, stream: StreamParser) -> None:
+        """What the stream still holds at its end (a pending continued record)."""
+        await self.parsed(stream.finish_each(self.document))
 
     async def parsed(self, result: tuple[list[Failed], int]) -> None:
         """After a slice: count its documents in the unit's AckSet, its failures to the dead letters, then the
