@@ -401,6 +401,27 @@ def test_time_and_tls_helpers() -> None:
     assert tls_version("-") is None
 
 
+@pytest.mark.parametrize("tail", ["20Z", "20.1Z", "20.123456789Z", "60Z", "2xZ", "20.1a3Z", "\u0663\u0663Z",
+                                  "20.\u0661Z", "5Z", "20.Z", "20,5Z", "20+01:00"])
+def test_iso_minute_fast_path_agrees_with_the_full_check(tail: str) -> None:
+    """Once a minute is known good, its later stamps take a shorter path: same answers and errors, twice over."""
+    from worker.parsers._fields import _iso_to_utc_ms
+
+    iso_to_utc_ms("2026-11-22T05:33:00Z")  # the minute is now known
+    value = "2026-11-22T05:33:" + tail
+    for _ in range(2):
+        try:
+            expected: str | None = _iso_to_utc_ms(value)
+        except ValueError:
+            expected = None
+        if expected is None:
+            with pytest.raises(ValueError):
+                iso_to_utc_ms(value)
+        else:
+            assert iso_to_utc_ms(value) == expected
+            assert expected.isascii()
+
+
 def test_every_emitted_typed_field_is_declared() -> None:
     declared = AlbParser.fields
     lines = read_lines(AWSDOCS) + read_lines(ELASTIC)[:2] + read_lines(ELASTIC)[6:] + read_lines("elb/clo_alb.log.gz")

@@ -141,6 +141,25 @@ def test_new_top_level_keys() -> None:
     assert "empty_thing" not in ct
 
 
+def test_records_of_one_shape_are_read_by_their_own_values() -> None:
+    """What to copy is planned per set of keys: records sharing keys, or the same keys in another order, or with
+    an empty free-form part, still give each its own document."""
+    record = read_json_records(TLS)[2]
+    parser = CloudTrailParser(ParseContext())
+    first = parser.parse(record)
+    same_keys = dict(record, eventName="Other", requestParameters={}, errorCode="")
+    second = parser.parse(same_keys)
+    reordered = parser.parse(dict(reversed(list(record.items()))))
+    assert first is not None and second is not None and reordered is not None
+    assert second["event"]["action"] == "Other"
+    assert "request_parameters" not in second["aws"]["cloudtrail"]
+    assert "error_code" not in second["aws"]["cloudtrail"]
+    assert reordered == first
+    assert parser.parse(dict(record, digestStartTime="x")) is None
+    with pytest.raises(ParseError):
+        parser.parse({"Records": [record]})
+
+
 def test_records_file_examples_categorisation() -> None:
     create_user = parse(read_json_records("cloudtrail/awsdocs_cloudtrail-log-file-examples_block5.json")[0])
     assert create_user["event"]["category"] == ["iam"]

@@ -104,6 +104,38 @@ def _categories() -> dict[str, tuple[list[str], list[str]]]:
 _CATEGORIES = _categories()
 
 
+_EMPTIABLE = frozenset({str, dict, list})
+"""Types whose empty value (`""`, `{}`, `[]`) leaves a free-form part out, as Elastic's pipeline does."""
+
+
+class _Plan:
+    """What to read from records with one set of keys, in one order.
+
+    A trail writes a handful of record shapes (one per event type and service), and orjson hands every record
+    the same key objects, so the shape of a record is a cheap dictionary key: which scalars, free-form parts and
+    unknown keys to copy is decided once per shape instead of trying every known name on every record."""
+
+    __slots__ = ("digest", "flattened", "other", "scalars", "whole_file")
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        present = set(keys)
+        self.digest = any(key in present for key in _DIGEST_KEYS)
+        self.whole_file = "Records" in present
+        self.scalars = tuple((key, name) for key, name in _SCALARS.items() if key in present)
+        self.flattened = tuple((key, name) for key, name in _FLATTENED.items() if key in present)
+        self.other = tuple((key, snake_case(key)) for key in keys if key not in _HANDLED)
+
+
+_PLANS: dict[tuple[str, ...], _Plan] = {}
+
+
+def _plan(keys: tuple[str, ...]) -> _Plan:
+    if len(_PLANS) >= 1024:  # a stream of ever-new shapes (not CloudTrail) must not grow this without bound
+        _PLANS.clear()
+    plan = _PLANS[keys] = _Plan(keys)
+    return plan
+
+
 def _yes_no(value: Any) -> bool:
     return bool(value != "No")
 
@@ -199,9 +231,13 @@ class CloudTrailParser(LogParser):
     def parse(self, record: Any) -> dict[str, Any] | None:
         if not isinstance(record, dict):
             raise ParseError(f"CloudTrail record is a JSON {type(record).__name__}, not an object")
-        if any(key in record for key in _DIGEST_KEYS):
+        keys = tuple(record)
+        plan = _PLANS.get(keys)
+        if plan is None:
+            plan = _plan(keys)
+        if plan.digest:
             return None
-        if "Records" in record:
+        if plan.whole_file:
             raise ParseError("got a whole CloudTrail file object; the framer should pass its Records one by one")
         event_time = record.get("eventTime")
         if not isinstance(event_time, str):
@@ -218,13 +254,13 @@ class CloudTrailParser(LogParser):
         user: dict[str, Any] = {}
         related_users: list[str] = []
 
-        for key, name in _SCALARS.items():
-            value = record.get(key)
+        for key, name in plan.scalars:
+            value = record[key]
             if value is not None and value != "":
                 ct[name] = value
-        for key, name in _FLATTENED.items():
-            value = record.get(key)
-            if value is not None and value != "" and value != {} and value != []:
+        for key, name in plan.flattened:
+            value = record[key]
+            if value or (value is not None and value.__class__ not in _EMPTIABLE):
                 ct[name] = value
 
         if (value := record.get("eventID")) is not None:
@@ -259,16 +295,18 @@ class CloudTrailParser(LogParser):
         if isinstance(tls_details, dict):
             self._tls(tls_details, doc)
 
-        unmapped: dict[str, Any] = {}
-        for key, value in record.items():
-            if key in _HANDLED or value is None or value == "":
-                continue
-            if isinstance(value, (dict, list)):
-                unmapped[key] = value
-            else:
-                ct[snake_case(key)] = value
-        if unmapped:
-            ct["unmapped"] = unmapped
+        if plan.other:
+            unmapped: dict[str, Any] = {}
+            for key, name in plan.other:
+                value = record[key]
+                if value is None or value == "":
+                    continue
+                if isinstance(value, (dict, list)):
+                    unmapped[key] = value
+                else:
+                    ct[name] = value
+            if unmapped:
+                ct["unmapped"] = unmapped
 
         self._targets(record, doc, user, related_users)
         if user:
