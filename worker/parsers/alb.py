@@ -81,6 +81,9 @@ def split_url(url: str) -> dict[str, Any]:
     yields only `url.original`, as `uri_parts` fails on it.
     """
     out: dict[str, Any] = {"original": url}
+    if url[:1] == "/" and "://" not in url:
+        # A bare path (S3 access logs, CloudFront, most request lines): no scheme and no authority to look for.
+        return _split_tail(url, out)
     scheme, sep, rest = url.partition("://")
     if not sep:
         if url[:1] == "/":
@@ -113,15 +116,25 @@ def split_url(url: str) -> dict[str, Any]:
             out["domain"] = host
     if scheme:
         out["scheme"] = scheme
-    path, _, fragment = tail.partition("#")
-    path, qmark, query = path.partition("?")
+    return _split_tail(tail, out)
+
+
+def _split_tail(tail: str, out: dict[str, Any]) -> dict[str, Any]:
+    """`/path?query#fragment` into `out` (path, extension, query, fragment); most URLs have no `#`, many no `?`."""
+    fragment = query = ""
+    if "#" in tail:
+        tail, _, fragment = tail.partition("#")
+    if "?" in tail:
+        path, _, query = tail.partition("?")
+    else:
+        path = tail
     if path:
         out["path"] = path
         last = path.rpartition("/")[2]
         dot = last.rfind(".")
         if dot >= 0 and dot < len(last) - 1:
             out["extension"] = last[dot + 1 :]
-    if qmark and query:
+    if query:
         out["query"] = query
     if fragment:
         out["fragment"] = fragment

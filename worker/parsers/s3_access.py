@@ -356,28 +356,32 @@ class S3AccessParser(LogParser):
                 http["request"] = {"method": parts[0]}
                 http["version"] = parts[2][5:]
                 doc["url"] = split_url(parts[1])
-        if (value := t[_STATUS]) != "-":
-            status = _int(value, "http_status")
-            s3["http_status"] = status
-            response["status_code"] = status
+        try:
+            status = None if (value := t[_STATUS]) == "-" else int(value)
+            sent = None if (value := t[_BYTES_SENT]) == "-" else int(value)
+            size = None if (value := t[_OBJECT_SIZE]) == "-" else int(value)
+            total = None if (value := t[_TOTAL]) == "-" else int(value)
+            turn_around = None if (value := t[_TURN_AROUND]) == "-" else int(value)
+        except ValueError:
+            raise _bad_number(t) from None
+        if status is not None:
+            s3["http_status"] = response["status_code"] = status
         if (value := t[_ERROR]) != "-" and value:
             s3["error_code"] = value
             event["code"] = value
             event["outcome"] = "failure"
         else:
             event["outcome"] = "success"
-        if (value := t[_BYTES_SENT]) != "-":
-            size = _int(value, "bytes_sent")
-            s3["bytes_sent"] = size
-            response["body"] = {"bytes": size}
-        if (value := t[_OBJECT_SIZE]) != "-":
-            s3["object_size"] = _int(value, "object_size")
-        if (value := t[_TOTAL]) != "-":
-            ms = _int(value, "total_time")
-            s3["total_time"] = ms
-            event["duration"] = ms * 1_000_000
-        if (value := t[_TURN_AROUND]) != "-":
-            s3["turn_around_time"] = _int(value, "turn_around_time")
+        if sent is not None:
+            s3["bytes_sent"] = sent
+            response["body"] = {"bytes": sent}
+        if size is not None:
+            s3["object_size"] = size
+        if total is not None:
+            s3["total_time"] = total
+            event["duration"] = total * 1_000_000
+        if turn_around is not None:
+            s3["turn_around_time"] = turn_around
         if (value := t[_REFERRER]) != "-" and value:
             s3["referrer"] = value
             http.setdefault("request", {})["referrer"] = value
@@ -400,24 +404,26 @@ class S3AccessParser(LogParser):
         return doc
 
     def _tail(self, t: list[str], n: int, doc: dict[str, Any], s3: dict[str, Any]) -> str:
-        """Columns S3 added after launch; a line stops wherever its bucket's log version stopped. Returns the
-        region named by the host header (or the access point ARN), else ""."""
+        """Columns S3 added after launch; a line stops wherever its bucket's log version stopped (the missing
+        ones are read as `-`). Returns the region named by the host header (or the access point ARN), else ""."""
+        if n < _KNOWN_COLUMNS:
+            t += _DASHES[: _KNOWN_COLUMNS - n]
         region = ""
         if (value := t[_VERSION_ID]) != "-" and value:
             s3["version_id"] = value
-        if n > _HOST_ID and (value := t[_HOST_ID]) != "-" and value:
+        if (value := t[_HOST_ID]) != "-" and value:
             s3["host_id"] = value
-        if n > _SIGNATURE and (value := t[_SIGNATURE]) != "-" and value:
+        if (value := t[_SIGNATURE]) != "-" and value:
             s3["signature_version"] = value
-        if n > _CIPHER and (value := t[_CIPHER]) != "-" and value:
+        if (value := t[_CIPHER]) != "-" and value:
             s3["cipher_suite"] = value
             doc["tls"] = {"cipher": value}
-        if n > _AUTH and (value := t[_AUTH]) != "-" and value:
+        if (value := t[_AUTH]) != "-" and value:
             s3["authentication_type"] = value
-        if n > _HOST_HEADER and (value := t[_HOST_HEADER]) != "-" and value:
+        if (value := t[_HOST_HEADER]) != "-" and value:
             s3["host_header"] = value
             region = region_of_host(value)
-        if n > _TLS and (value := t[_TLS]) != "-" and value:
+        if (value := t[_TLS]) != "-" and value:
             s3["tls_version"] = value
             parsed = _tls(value)
             if parsed is not None:
@@ -426,19 +432,35 @@ class S3AccessParser(LogParser):
                     doc["tls"] = dict(parsed)
                 else:
                     tls.update(parsed)
-        if n > _ACCESS_POINT and (value := t[_ACCESS_POINT]) != "-" and value:
+        if (value := t[_ACCESS_POINT]) != "-" and value:
             s3["access_point_arn"] = value
             if not region:
                 arn = value.split(":", 5)
                 if len(arn) == 6 and _REGION.fullmatch(arn[3]):
                     region = arn[3]
-        if n > _ACL and (value := t[_ACL]) != "-" and value:
+        if (value := t[_ACL]) != "-" and value:
             s3["aclrequired"] = value
-        if n > _SOURCE_REGION and (value := t[_SOURCE_REGION]) != "-" and value:
+        if (value := t[_SOURCE_REGION]) != "-" and value:
             s3["source_region"] = value
         if n > _KNOWN_COLUMNS:
             s3["extra_fields"] = t[_KNOWN_COLUMNS:]
         return region
+
+
+_DASHES = ["-"] * _KNOWN_COLUMNS
+_NUMBERS = ((_STATUS, "http_status"), (_BYTES_SENT, "bytes_sent"), (_OBJECT_SIZE, "object_size"),
+            (_TOTAL, "total_time"), (_TURN_AROUND, "turn_around_time"))
+
+
+def _bad_number(t: list[str]) -> ParseError:
+    """The error naming the first numeric column that is not a number (the line was read without names)."""
+    for i, name in _NUMBERS:
+        if t[i] != "-":
+            try:
+                _int(t[i], name)
+            except ParseError as exc:
+                return exc
+    return ParseError("S3 access log line: a numeric column is not a number")
 
 
 PARSER = S3AccessParser
