@@ -137,6 +137,9 @@ class _Batch:
     docs: list[Document] = field(default_factory=list)
     spans: list[int] = field(default_factory=list)
     """Start offset in `body` of each document's two lines; the end is the next start."""
+    runs: list[list[Any]] = field(default_factory=list)
+    """[AckSet, log type, documents] per run of consecutive documents of one unit and log type: when the
+    cluster says a whole body went in (`errors: false`), the body is settled per run, not per item."""
     created: float = field(default_factory=time.monotonic)
 
     def index(self, i: int) -> str:
@@ -259,6 +262,11 @@ class OpenSearchSink:
         out += source
         out += b"\n"
         batch.docs.append(doc)
+        run = batch.runs[-1] if batch.runs else None
+        if run is not None and run[0] is doc.ack and run[1] is doc.log_type:
+            run[2] += 1
+        else:
+            batch.runs.append([doc.ack, doc.log_type, 1])
         if len(out) >= self._max_bytes or len(batch.docs) >= self._max_docs:
             self._full.append(batch)
             self._batch = _Batch()
@@ -369,15 +377,14 @@ class OpenSearchSink:
 
     async def _attempt(self, batch: _Batch, pending: list[int]) -> list[int]:
         """One bulk request for `pending` items; settles what is final, returns what must be retried."""
-        if len(pending) == len(batch.docs):
-            body = bytes(batch.body)
-        else:
-            body = b"".join(batch.item_bytes(i) for i in pending)
+        whole = len(pending) == len(batch.docs)
+        body: bytes | bytearray = batch.body if whole else b"".join(batch.item_bytes(i) for i in pending)
         headers = {"content-type": "application/x-ndjson"}
-        payload = body
         if self.cfg.bulk.compress:
-            payload = igzip.compress(body, compresslevel=1)
+            payload = igzip.compress(body, compresslevel=1)  # straight from the body: no 5 MB copy first
             headers["content-encoding"] = "gzip"
+        else:
+            payload = bytes(body)
         refused_status, refused_info = 0, ""
         async with self.concurrency.slot() as slot:
             start = time.perf_counter()
@@ -415,6 +422,9 @@ class OpenSearchSink:
             if not refused_status:
                 m.BULK_REQUESTS.labels("ok").inc()
                 m.BULK_BYTES.inc(len(body))
+                if whole and self._all_delivered(batch, resp):
+                    slot.succeeded(latency)
+                    return []
                 retry, throttled_items = self._outcomes(batch, pending, resp)
                 if throttled_items:
                     m.BULK_THROTTLED.labels("item_429").inc(throttled_items)
@@ -437,6 +447,25 @@ class OpenSearchSink:
             log.debug("bulk_concurrency_changed", limit=limit, reason=reason)
         else:
             log.info("bulk_concurrency_changed", limit=limit, reason=reason)
+
+    @staticmethod
+    def _all_delivered(batch: _Batch, resp: Any) -> bool:
+        """Settle a whole body at once when the cluster says no item failed (`errors: false`: every item 2xx).
+
+        Looking at each item cost about half a microsecond per document; a body settles per run instead."""
+        if not isinstance(resp, dict) or resp.get("errors") is not False:
+            return False
+        items = resp.get("items")
+        if not isinstance(items, list) or len(items) != len(batch.docs):
+            return False  # `_outcomes` says what is wrong with it
+        indexed: dict[str, int] = {}
+        delivered = Outcome.DELIVERED
+        for ack, log_type, n in batch.runs:
+            ack.settle(delivered, n)
+            indexed[log_type] = indexed.get(log_type, 0) + n
+        for log_type, n in indexed.items():
+            m.DOCUMENTS_INDEXED.labels(log_type, "created").inc(n)
+        return True
 
     def _outcomes(self, batch: _Batch, pending: list[int], resp: Any) -> tuple[list[int], int]:
         """Settle each item by its status; returns (items to retry, how many of them were 429)."""
