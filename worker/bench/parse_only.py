@@ -1,8 +1,8 @@
 """Sluice's framing + parsing alone, in this process: what the worker's parsers cost without anything around them.
 
 The objects are decompressed first (not timed); then, per object, the same calls the pipeline makes on a
-decompressed stream: `LineFramer` over 1 MiB pieces and `StreamParser.process` on slices of `PARSE_SLICE`
-records, or `JsonRecordsFramer` then `process` for JSON formats. Set next to the end-to-end and reference
+decompressed stream: `LineFramer` over 1 MiB pieces and `StreamParser.each` on slices of `PARSE_SLICE`
+records, or `JsonRecordsFramer` then `each` for JSON formats. Set next to the end-to-end and reference
 figures, it shows how the worker's time splits between parsing and everything else (decompression, ids,
 serialisation, batching, S3/SQS and HTTP, the event loop).
 """
@@ -66,16 +66,24 @@ def _slices(stream: StreamParser, data: bytes, errors: list[Any]) -> Iterator[li
 
 
 def parse_object(log_type: str, key: str, data: bytes) -> tuple[int, int]:
-    """(documents, failures) of one decoded object, parsed as the pipeline parses it."""
+    """(documents, failures) of one decoded object, parsed as the pipeline parses it: `StreamParser.each`
+    hands every document on as soon as it is built (here it is only counted and dropped, where the worker
+    serialises it). Collecting a slice's documents first (`process`) measured 1.3-1.9x slower than the
+    worker's own parsing: 256 live documents no longer fit in the CPU cache."""
     stream = _stream(log_type, key)
     errors: list[Any] = []
-    docs = failures = 0
+    docs = 0
+    failures = 0
+
+    def count(offset: int, sub: str, log_type: str, body: dict[str, Any]) -> None:
+        nonlocal docs
+        docs += 1
+
     for frames in _slices(stream, data, errors):
-        d, f, _ = stream.process(frames)
-        docs += len(d)
-        failures += len(f)
-    d, f, _ = stream.finish()
-    return docs + len(d), failures + len(f) + len(errors)
+        failed, _ = stream.each(frames, count)
+        failures += len(failed)
+    failed, _ = stream.finish_each(count)
+    return docs, failures + len(failed) + len(errors)
 
 
 def run(log_type: str, objects: list[tuple[str, bytes]]) -> ParseResult:
