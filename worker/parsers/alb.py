@@ -361,25 +361,35 @@ class AlbParser(LogParser):
         if (value := t[_TARGET]) != "-":
             host, port = split_host_port(value)
             elb["backend"] = {"ip": host, "port": port}
-        if (sec := _float(t[_REQ_PT], "request_processing_time")) is not None:
-            elb["request_processing_time"] = {"sec": sec}
-        if (sec := _float(t[_TARGET_PT], "target_processing_time")) is not None:
-            elb["backend_processing_time"] = {"sec": sec}
-        if (sec := _float(t[_RESP_PT], "response_processing_time")) is not None:
-            elb["response_processing_time"] = {"sec": sec}
+        try:  # read without names: only a line that fails looks for the column to name (`_bad_number`)
+            req_pt = None if (value := t[_REQ_PT]) == "-" or value == "-1" else float(value)
+            target_pt = None if (value := t[_TARGET_PT]) == "-" or value == "-1" else float(value)
+            resp_pt = None if (value := t[_RESP_PT]) == "-" or value == "-1" else float(value)
+            status = None if (value := t[_ELB_STATUS]) == "-" else int(value)
+            code = None if (value := t[_TARGET_STATUS]) == "-" else int(value)
+            received = None if (value := t[_RECEIVED]) == "-" else int(value)
+            sent = None if (value := t[_SENT]) == "-" else int(value)
+        except ValueError:
+            raise _bad_number(t) from None
+        if req_pt is not None:
+            elb["request_processing_time"] = {"sec": req_pt}
+        if target_pt is not None:
+            elb["backend_processing_time"] = {"sec": target_pt}
+        if resp_pt is not None:
+            elb["response_processing_time"] = {"sec": resp_pt}
 
         http: dict[str, Any] = {}
         request: dict[str, Any] = {}
         response: dict[str, Any] = {}
-        if (status := _int(t[_ELB_STATUS], "elb_status_code")) is not None:
+        if status is not None:
             response["status_code"] = status
             event["outcome"] = "success" if status < 400 else "failure"
-        if (code := _int(t[_TARGET_STATUS], "target_status_code")) is not None:
+        if code is not None:
             elb.setdefault("backend", {})["http"] = {"response": {"status_code": code}}
-        if (size := _int(t[_RECEIVED], "received_bytes")) is not None:
-            request["body"] = {"bytes": size}
-        if (size := _int(t[_SENT], "sent_bytes")) is not None:
-            response["body"] = {"bytes": size}
+        if received is not None:
+            request["body"] = {"bytes": received}
+        if sent is not None:
+            response["body"] = {"bytes": sent}
 
         put_request_line(t[_REQUEST], doc, http, request, response)
         if (value := t[_USER_AGENT]) != "-" and value:
@@ -481,39 +491,59 @@ class AlbParser(LogParser):
     def _tail(
         self, t: list[str], n: int, doc: dict[str, Any], elb: dict[str, Any], event: dict[str, Any]
     ) -> None:
-        """Columns added after launch; a line stops wherever its ALB's log version stopped."""
+        """Columns added after launch; a line stops wherever its ALB's log version stopped (the missing ones are
+        read as `-`)."""
+        if n < _KNOWN_COLUMNS:
+            t += _DASHES[: _KNOWN_COLUMNS - n]
         if (value := t[_DOMAIN]) != "-" and value:
             doc["destination"] = {"domain": value}
-        if n > _CERT and (value := t[_CERT]) != "-" and value:
+        if (value := t[_CERT]) != "-" and value:
             elb["chosen_cert"] = {"arn": value}
-        if n > _PRIORITY and (value := t[_PRIORITY]) != "-" and value != "-1":
+        if (value := t[_PRIORITY]) != "-" and value != "-1":
             elb["matched_rule_priority"] = value
-        if n > _CREATED and (value := t[_CREATED]) != "-":
+        if (value := t[_CREATED]) != "-":
             event["start"] = _time(value, "request_creation_time")
-        if n > _ACTIONS and (value := t[_ACTIONS]) != "-" and value:
+        if (value := t[_ACTIONS]) != "-" and value:
             elb["action_executed"] = value.split(",")
-        if n > _REDIRECT and (value := t[_REDIRECT]) != "-" and value:
+        if (value := t[_REDIRECT]) != "-" and value:
             elb["redirect_url"] = value
-        if n > _ERROR and (value := t[_ERROR]) != "-" and value:
+        if (value := t[_ERROR]) != "-" and value:
             elb["error"] = {"reason": value}
-        if n > _TARGET_LIST and (value := t[_TARGET_LIST]) != "-" and value:
+        if (value := t[_TARGET_LIST]) != "-" and value:
             elb["target_port"] = value.split()
-        if n > _STATUS_LIST and (value := t[_STATUS_LIST]) != "-" and value:
+        if (value := t[_STATUS_LIST]) != "-" and value:
             elb["target_status_code"] = value.split()
-        if n > _CLASSIFICATION and (value := t[_CLASSIFICATION]) != "-" and value:
+        if (value := t[_CLASSIFICATION]) != "-" and value:
             elb["classification"] = value
-        if n > _CLASSIFICATION_REASON and (value := t[_CLASSIFICATION_REASON]) != "-" and value:
+        if (value := t[_CLASSIFICATION_REASON]) != "-" and value:
             elb["classification_reason"] = value
-        if n > _CONN_TRACE and (value := t[_CONN_TRACE]) != "-" and value:
+        if (value := t[_CONN_TRACE]) != "-" and value:
             elb["connection_trace_id"] = value
-        if n > _TRANSFORMED_HOST and (value := t[_TRANSFORMED_HOST]) != "-" and value:
+        if (value := t[_TRANSFORMED_HOST]) != "-" and value:
             elb["transformed_host"] = value
-        if n > _TRANSFORMED_URI and (value := t[_TRANSFORMED_URI]) != "-" and value:
+        if (value := t[_TRANSFORMED_URI]) != "-" and value:
             elb["transformed_uri"] = value
-        if n > _TRANSFORM_STATUS and (value := t[_TRANSFORM_STATUS]) != "-" and value:
+        if (value := t[_TRANSFORM_STATUS]) != "-" and value:
             elb["request_transform_status"] = value
         if n > _KNOWN_COLUMNS:
             elb["extra_fields"] = t[_KNOWN_COLUMNS:]
+
+
+_DASHES = ["-"] * _KNOWN_COLUMNS
+_NUMBERS = ((_REQ_PT, "request_processing_time", True), (_TARGET_PT, "target_processing_time", True),
+            (_RESP_PT, "response_processing_time", True), (_ELB_STATUS, "elb_status_code", False),
+            (_TARGET_STATUS, "target_status_code", False), (_RECEIVED, "received_bytes", False),
+            (_SENT, "sent_bytes", False))
+
+
+def _bad_number(t: list[str]) -> ParseError:
+    """The error naming the first numeric column that is not a number (the line was read without names)."""
+    for i, name, is_float in _NUMBERS:
+        try:
+            _float(t[i], name) if is_float else _int(t[i], name)
+        except ParseError as exc:
+            return exc
+    return ParseError("ALB line: a numeric column is not a number")
 
 
 PARSER = AlbParser
