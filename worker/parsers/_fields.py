@@ -48,7 +48,8 @@ IANA_PROTOCOLS: dict[str, str] = {
 Only protocols seen in cloud flow logs; an unknown number keeps `network.iana_number` and gets no name.
 """
 
-_EPOCH_CACHE: dict[str, str] = {}
+EPOCH_CACHE: dict[str, str] = {}
+"""epoch seconds as logged -> ISO text (`epoch_to_iso`); hot parsers read it directly before calling."""
 _EPOCH_CACHE_MAX = 4096
 
 
@@ -58,7 +59,7 @@ def epoch_to_iso(value: str) -> str:
     Flow logs repeat the same capture-window boundaries on thousands of lines, so a small cache turns the
     common case into one dict lookup. Raises ValueError for anything that is not an integer epoch.
     """
-    cached = _EPOCH_CACHE.get(value)
+    cached = EPOCH_CACHE.get(value)
     if cached is not None:
         return cached
     try:
@@ -66,9 +67,9 @@ def epoch_to_iso(value: str) -> str:
     except (OverflowError, OSError) as exc:
         raise ValueError(f"epoch seconds out of range: {value!r}") from exc
     out = f"{tm[0]:04d}-{tm[1]:02d}-{tm[2]:02d}T{tm[3]:02d}:{tm[4]:02d}:{tm[5]:02d}.000Z"
-    if len(_EPOCH_CACHE) >= _EPOCH_CACHE_MAX:
-        _EPOCH_CACHE.clear()
-    _EPOCH_CACHE[value] = out
+    if len(EPOCH_CACHE) >= _EPOCH_CACHE_MAX:
+        EPOCH_CACHE.clear()
+    EPOCH_CACHE[value] = out
     return out
 
 

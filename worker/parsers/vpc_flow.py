@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from worker.parsers._fields import IANA_PROTOCOLS, community_id, epoch_to_iso, int_reader, snake_case
+from worker.parsers._fields import EPOCH_CACHE, IANA_PROTOCOLS, community_id, epoch_to_iso, int_reader, snake_case
 from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError
 
 DEFAULT_FORMAT = (
@@ -165,8 +165,7 @@ def _is_header(values: list[str]) -> bool:
 
 
 _int = int_reader("VPC flow field")
-_OUTCOMES = {"ACCEPT": {"outcome": "success"}, "REJECT": {"outcome": "failure"}}
-_NO_OUTCOME: dict[str, str] = {}
+_OUTCOME_OF = {"ACCEPT": "success", "REJECT": "failure"}
 
 
 _V2_LINE = re.compile(r"^\d+ (?:\d{12}|-|unknown) (?:eni-|tgw-|-)\S* ")
@@ -253,6 +252,7 @@ class VpcFlowParser(LogParser):
             except ValueError as exc:
                 raise ValueError(f"vpc_flow option format: {exc}") from None
         self._community_id = bool(ctx.options.get("community_id", False))
+        self._region = ctx.region
         self._plain_default = not self._community_id and not ctx.keep_original
         """Whether `_default_document` may be used (it knows neither option)."""
 
@@ -314,11 +314,15 @@ class VpcFlowParser(LogParser):
         transport = IANA_PROTOCOLS.get(proto)
         if transport is None and not proto.isdigit():
             raise ParseError(f"VPC flow field protocol: not a protocol number: {proto!r}")
-        try:
-            started = epoch_to_iso(start)
-            ended = epoch_to_iso(end)
-        except ValueError as exc:
-            raise ParseError(f"VPC flow start/end: {exc}") from None
+        # The capture-window bounds repeat on thousands of lines: their cache is read here, not through a call.
+        started = EPOCH_CACHE.get(start)
+        ended = EPOCH_CACHE.get(end)
+        if started is None or ended is None:
+            try:
+                started = epoch_to_iso(start)
+                ended = epoch_to_iso(end)
+            except ValueError as exc:
+                raise ParseError(f"VPC flow start/end: {exc}") from None
         try:
             n_packets, n_bytes, n_sport, n_dport = int(packets), int(size), int(sport), int(dport)
         except ValueError:
@@ -328,13 +332,17 @@ class VpcFlowParser(LogParser):
             network["transport"] = transport
         network["packets"] = n_packets
         network["bytes"] = n_bytes
-        cloud: dict[str, Any] = {"provider": "aws", "account": {"id": account}}
-        region = self.ctx.region
-        if region:
-            cloud["region"] = region
+        region = self._region
+        cloud: dict[str, Any] = ({"provider": "aws", "account": {"id": account}, "region": region} if region
+                                 else {"provider": "aws", "account": {"id": account}})
+        outcome = _OUTCOME_OF.get(action)
+        event: dict[str, Any] = (
+            {"kind": "event", "category": ["network"], "type": ["connection"], "start": started, "end": ended,
+             "outcome": outcome} if outcome is not None
+            else {"kind": "event", "category": ["network"], "type": ["connection"], "start": started, "end": ended}
+        )
         return {
-            "event": {"kind": "event", "category": ["network"], "type": ["connection"], "start": started,
-                      "end": ended, **_OUTCOMES.get(action, _NO_OUTCOME)},
+            "event": event,
             "cloud": cloud,
             "aws": {"vpcflow": {"version": version, "interface_id": eni, "log_status": status, "action": action,
                                 "account_id": account}},
