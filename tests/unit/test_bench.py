@@ -243,3 +243,71 @@ def test_proc_readings_of_this_process() -> None:
     assert cpu_seconds(os.getpid()) > 0
     assert status_bytes(os.getpid(), "VmHWM") > 1 << 20
     assert cpu_seconds(2**22 + 12345) == 0.0
+
+
+def test_bench_aws_and_small_objects_options() -> None:
+    quick = Options.from_args(build_parser().parse_args(["bench", "--quick"]))
+    assert (quick.aws, quick.small_objects, quick.small_kb, quick.small_type) == ("moto", 200, 20.0, "alb")
+    assert Options.from_args(build_parser().parse_args(["bench"])).small_objects == 1000
+    opts = Options.from_args(build_parser().parse_args(
+        ["bench", "--aws", "stub", "--small-objects", "0", "--small-kb", "8", "--small-type", "vpc_flow"]))
+    assert (opts.aws, opts.small_objects, opts.small_kb, opts.small_type) == ("stub", 0, 8.0, "vpc_flow")
+
+
+def test_render_shows_the_small_objects_phase() -> None:
+    result = _result()
+    assert "Small objects" not in render(result)
+    run = {"objects_s": 210.4, "cpu_ms_per_object": 3.8, "cpu_use": 0.8, "aws_stub_cpu_use": 0.1,
+           "stub_cpu_use": 0.07, "requests_ReceiveMessage": 0.12, "requests_DeleteMessageBatch": 0.1,
+           "bulk_requests_per_object": 0.25, "peak_rss_mb": 99.0}
+    result["small_objects"] = {"log_type": "alb", "objects": 1000, "kb": 20.0, "documents": 33_933,
+                               "aws": "the AWS stub", **run, "runs": [run, run]}
+    text = render(result)
+    assert "Small objects: 1,000 alb objects of ~20 KB (33,933 documents)" in text
+    assert "| 210 | 3.80 | 0.80 | 0.10 | 0.07 | 0.12 | 0.10 | 0.25 | 99 |" in text
+    assert "Per run: 210 objects/s at 3.80 ms" in text
+    json.dumps(result)
+
+
+def test_worker_config_overrides() -> None:
+    from worker.bench.runner import BenchError, apply_override
+
+    args = build_parser().parse_args(["bench", "--worker-config", "sources.bench.max_in_flight=2",
+                                      "--worker-config", "opensearch.bulk.max_docs=500"])
+    opts = Options.from_args(args)
+    assert opts.worker_overrides == ["sources.bench.max_in_flight=2", "opensearch.bulk.max_docs=500"]
+    cfg: dict[str, Any] = {"sources": {"bench": {"type": "sqs_s3"}}, "opensearch": {"hosts": ["x"]}}
+    for item in opts.worker_overrides:
+        apply_override(cfg, item)
+    assert cfg == {"sources": {"bench": {"type": "sqs_s3", "max_in_flight": 2}},
+                   "opensearch": {"hosts": ["x"], "bulk": {"max_docs": 500}}}
+    with pytest.raises(BenchError):
+        apply_override(cfg, "no-equals-sign")
+    with pytest.raises(BenchError):
+        apply_override(cfg, "sources.bench.type.deeper=1")
+
+
+def test_scaling_table_shows_each_process() -> None:
+    result = _result()
+    result["summary"]["vpc_flow"].update({"scaling_processes": 2, "scaling_mb_s": 9.0, "scaling": 1.71,
+                                          "scaling_cpu_use": 1.8, "scaling_peak_rss_mb": 170.0,
+                                          "scaling_cpu_use_per_process": [0.91, 0.89]})
+    text = render(result)
+    assert "| vpc_flow | 5.2 | 9.0 | 1.71x | 1.71x | 1.80 | 0.91 / 0.89 | 170 |" in text
+    # A baseline run with the scaling runs' settings, and the ratio against the default-settings median as well.
+    result["summary"]["vpc_flow"].update({"scaling_base_mb_s": 5.3, "scaling": 1.70, "scaling_vs_median": 1.71})
+    assert "| vpc_flow | 5.3 | 9.0 | 1.70x | 1.71x |" in render(result)
+
+
+def test_scaling_phase_spreads_few_objects_over_the_processes() -> None:
+    from worker.bench.runner import scaling_in_flight
+
+    assert scaling_in_flight(8, 2, []) == 2  # with the default 10, one process would take all 8
+    assert scaling_in_flight(3, 2, []) == 1
+    assert scaling_in_flight(64, 2, []) is None  # the default leaves work for both
+    assert scaling_in_flight(8, 2, ["sources.bench.max_in_flight=4"]) is None  # the user's choice stands
+    result = _result()
+    result["summary"]["vpc_flow"].update({"scaling_processes": 2, "scaling_mb_s": 9.0, "scaling": 1.71,
+                                          "scaling_cpu_use": 1.8, "scaling_peak_rss_mb": 170.0,
+                                          "scaling_max_in_flight": 2})
+    assert "`sources.bench.max_in_flight` (vpc_flow 2)" in render(result)

@@ -145,17 +145,53 @@ def sinks_table(summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def scaling_table(summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """`--scaling N`: MB/s with N worker processes against the one-process median, per type."""
+    """`--scaling N`: MB/s with N worker processes against one process, per type."""
     rows = [(t, r) for t, r in summary.items() if "scaling" in r]
     if not rows:
         return []
     n = rows[0][1]["scaling_processes"]
-    out = [f"Scaling, `sluice run --processes {n}` (one run) against one process (median):", "",
-           f"| log type | 1 process MB/s | {n} processes MB/s | scaling | CPU use ({n} processes) | peak RSS MB per "
-           "process |", "|---|---:|---:|---:|---:|---:|"]
-    out += [f"| {t} | {r['mb_s']:.1f} | {r['scaling_mb_s']:.1f} | {r['scaling']:.2f}x | {r['scaling_cpu_use']:.2f} | "
+    out = [f"Scaling, `sluice run --processes {n}` (one run) against one process (the median of the runs above, or "
+           "one run with the same max_in_flight when the scaling runs set it):", "",
+           f"| log type | 1 process MB/s | {n} processes MB/s | scaling | against the median | CPU use ({n} "
+           "processes) | CPU use per process | peak RSS MB per process |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    out += [f"| {t} | {r.get('scaling_base_mb_s', r['mb_s']):.1f} | {r['scaling_mb_s']:.1f} | {r['scaling']:.2f}x | "
+            f"{r.get('scaling_vs_median', r['scaling']):.2f}x | {r['scaling_cpu_use']:.2f} | "
+            f"{' / '.join(f'{c:.2f}' for c in r.get('scaling_cpu_use_per_process') or []) or '-'} | "
             f"{r['scaling_peak_rss_mb']:.0f} |" for t, r in rows]
+    limited = {t: r["scaling_max_in_flight"] for t, r in rows if "scaling_max_in_flight" in r}
+    if limited:
+        out += ["", "The scaling runs (and their one-process baseline) set `sources.bench.max_in_flight` (" + ", ".join(
+            f"{t} {v}" for t, v in limited.items()) + ") to objects / (2 x processes): with the default 10, the "
+                "first process to poll receives every queued object and the others idle."]
     return [*out, ""]
+
+
+def small_objects_table(result: Mapping[str, Any]) -> list[str]:
+    """The small-objects phase: the per-object cost (SQS receive, GetObject, delete) rather than the per-byte one."""
+    small = result.get("small_objects")
+    if not small:
+        return []
+    runs = small.get("runs") or []
+    out = [f"Small objects: {small['objects']:,} {small['log_type']} objects of ~{small['kb']:g} KB "
+           f"({small['documents']:,} documents), one worker process against {small['aws']}, "
+           f"median of {len(runs)} run(s):", "",
+           "| objects/s | worker CPU ms/object | worker CPU use | AWS stub CPU use | bulk stub CPU use | "
+           "receives/object | deletes/object | bulk requests/object | peak RSS MB |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+           f"| {_num(small.get('objects_s'), 0)} | {_num(small.get('cpu_ms_per_object'), 2)} | "
+           f"{_num(small.get('cpu_use'), 2)} | {_num(small.get('aws_stub_cpu_use'), 2)} | "
+           f"{_num(small.get('stub_cpu_use'), 2)} | {_num(small.get('requests_ReceiveMessage'), 2)} | "
+           f"{_num(small.get('requests_DeleteMessageBatch', 0) + small.get('requests_DeleteMessage', 0), 2)} | "
+           f"{_num(small.get('bulk_requests_per_object'), 2)} | {_num(small.get('peak_rss_mb'), 0)} |", ""]
+    if len(runs) > 1:
+        out += ["Per run: " + ", ".join(f"{r['objects_s']:.0f} objects/s at {r['cpu_ms_per_object']:.2f} ms"
+                                        for r in runs), ""]
+    out += ["objects/s: objects / wall seconds from their notifications being queued to the stub holding their "
+            "last document; worker CPU ms/object: the worker process's CPU time over the phase / objects (what "
+            "sets the objects/s of a busy core); receives, deletes: SQS calls per object (batches of up to 10); "
+            "bulk requests: `_bulk` calls per object.",
+            ""]
+    return out
 
 
 def render(result: Mapping[str, Any]) -> str:
@@ -173,13 +209,16 @@ def render(result: Mapping[str, Any]) -> str:
         f"- AWS endpoint: {settings['aws_endpoint']}",
         f"- input per type: {settings['input']}; {settings['runs']} run(s), medians shown",
         f"- worker: one `sluice run` process, default settings except endpoints and SQS wait_time 1 s (bulk gzip "
-        f"{'on' if settings['compress'] else 'off'}); reference: one fused loop in this process, bulk bodies "
-        f"gzip level 1 {'on' if settings['compress'] else 'off'}",
+        f"{'on' if settings['compress'] else 'off'})"
+        + "".join(f", {item}" for item in settings.get("worker_overrides") or [])
+        + f"; reference: one fused loop in this process, bulk bodies gzip level 1 "
+        f"{'on' if settings['compress'] else 'off'}",
         "",
         table(result["summary"]),
         "",
         *sinks_table(result["summary"]),
         *scaling_table(result["summary"]),
+        *small_objects_table(result),
         "Sluice MB/s: uncompressed bytes / wall seconds from the objects' notifications being queued (for a "
         "worker that has already ingested one small object) to the stub holding their last document (the last, "
         "partly filled bulk body leaves as soon as nothing is being parsed: `bulk.flush_when_idle`). "

@@ -1,9 +1,11 @@
 """`sluice bench`: the worker end to end against local servers, next to an in-run reference ceiling.
 
 Phases, per run: the reference loop and Sluice's parse-only pass in this process, then per log type a fresh
-`sluice run` process against moto (S3 + SQS) and the bulk stub, with that type's objects already uploaded and
-their notifications waiting on the queue. The clock starts when the worker says it is ready (`/readyz`), so
-interpreter start-up is not counted, and stops at the stub's receive time of the last expected document.
+`sluice run` process against moto (S3 + SQS; or the in-memory AWS stub with `--aws stub`) and the bulk stub,
+with that type's objects already uploaded and their notifications waiting on the queue; then the small-objects
+phase (many ~20 KB objects through one worker against the AWS stub: the per-object cost). The clock starts
+when the worker says it is ready (`/readyz`), so interpreter start-up is not counted, and stops at the stub's
+receive time of the last expected document.
 Last, once: a low-load latency phase (small objects uploaded one at a time, a few a second).
 
 The worker runs as its own process because that is what is deployed and because its CPU time and peak RSS
@@ -119,21 +121,40 @@ def _http(url: str, method: str = "GET", timeout: float = 10.0) -> Any:
         return json.loads(resp.read() or b"null")
 
 
+def _start_server(module: str, log_path: Path, what: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `python -m <module> --port 0` and read the URL from its JSON ready line."""
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", module, "--port", "0"], stdout=subprocess.PIPE, stderr=log,
+                                stdin=subprocess.DEVNULL, env=_child_env())
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait()
+        raise BenchError(f"{what} did not start; see {log_path}")
+    return proc, str(json.loads(line)["url"]).rstrip("/")
+
+
+def _stop_server(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
 class Stub:
     """Talks to a bulk stub (`worker.bench.stub`), started here unless a URL is given."""
 
     def __init__(self, url: str | None, log_dir: Path) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
         if url is None:
-            log = (log_dir / "stub.log").open("wb")
-            self.proc = subprocess.Popen([sys.executable, "-m", "worker.bench.stub", "--port", "0"],
-                                         stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
-                                         env=_child_env())
-            assert self.proc.stdout is not None
-            line = self.proc.stdout.readline()
-            if not line:
-                raise BenchError(f"the bulk stub did not start; see {log_dir / 'stub.log'}")
-            url = str(json.loads(line)["url"])
+            self.proc, url = _start_server("worker.bench.stub", log_dir / "stub.log", "the bulk stub")
         self.url = url.rstrip("/")
         try:
             self.stats()
@@ -160,15 +181,26 @@ class Stub:
         return result
 
     def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc is not None and self.proc.stdout is not None:
-            self.proc.stdout.close()
+        _stop_server(self.proc)
+
+
+class AwsStubServer:
+    """The in-memory S3 + SQS server (`worker.bench.aws_stub`), started and stopped here by its pid."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.proc, self.url = _start_server("worker.bench.aws_stub", log_dir / "aws_stub.log", "the AWS stub")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def requests(self) -> dict[str, int]:
+        """Requests answered so far, per operation."""
+        result: dict[str, int] = _http(f"{self.url}/_stub/stats")["requests"]
+        return result
+
+    def close(self) -> None:
+        _stop_server(self.proc)
 
 
 def _child_env() -> dict[str, str]:
@@ -187,7 +219,7 @@ def _child_env() -> dict[str, str]:
 
 @dataclass
 class Aws:
-    """Bucket, queues and notification on an AWS endpoint (moto server started here unless one is given)."""
+    """Bucket, queues and notification on an AWS endpoint (moto server or the AWS stub)."""
 
     endpoint: str
     s3: Any
@@ -326,7 +358,11 @@ class WorkerProcess:
 
     def cpu(self) -> float:
         """CPU seconds of the worker and, with --processes, of every worker process under it."""
-        return sum(cpu_seconds(pid) for pid in process_tree(self.pid))
+        return sum(self.cpu_by_process().values())
+
+    def cpu_by_process(self) -> dict[int, float]:
+        """CPU seconds per process of the worker (the supervisor and each worker with --processes)."""
+        return {pid: cpu_seconds(pid) for pid in process_tree(self.pid)}
 
     def peak_rss(self) -> int:
         """The highest peak RSS of one process of the worker (the per-process figure the targets are about)."""
@@ -349,20 +385,40 @@ class WorkerProcess:
 
 WAIT_TIME = 1
 """SQS long-poll seconds of the benchmark's worker. A stopping worker lets its pending long poll end (so that
-no message is received by nobody), which with the default 20 s made every phase 20 s longer. moto answers a
-long poll as soon as a message arrives, so neither throughput nor latency depends on it."""
+no message is received by nobody), which with the default 20 s made every phase 20 s longer. moto and the AWS
+stub answer a long poll as soon as a message arrives, so neither throughput nor latency depends on it."""
 
 
-def worker_config(aws: Aws, bulk_url: str, compress: bool) -> dict[str, Any]:
+def worker_config(aws: Aws, bulk_url: str, compress: bool, overrides: list[str] | None = None) -> dict[str, Any]:
     """The worker's settings: defaults, except the endpoints, quiet logs, a short long poll (`WAIT_TIME`) and no
-    template installation (the stub is no cluster; templates are a start-up cost, before the clock starts)."""
-    return {
+    template installation (the stub is no cluster; templates are a start-up cost, before the clock starts);
+    then `overrides` (`--worker-config`), so that a setting's effect can be measured."""
+    cfg: dict[str, Any] = {
         "aws": {"region": REGION, "endpoint_url": aws.endpoint},
         "opensearch": {"hosts": [bulk_url], "install_templates": False, "bulk": {"compress": compress}},
         "dead_letters": {"bucket": aws.backup, "replay_queue_url": aws.replay_url},
         "sources": {"bench": {"type": "sqs_s3", "queue_url": aws.queue_url, "wait_time": WAIT_TIME}},
         "telemetry": {"metrics_host": "127.0.0.1", "log_level": "warning", "log_format": "json"},
     }
+    for item in overrides or []:
+        apply_override(cfg, item)
+    return cfg
+
+
+def apply_override(cfg: dict[str, Any], item: str) -> None:
+    """`a.b.c=VALUE` into a nested config dict; VALUE is YAML (`2`, `true`, `[x, y]`). The worker validates the
+    result when it starts, so a misspelt key fails the phase with the worker's own message."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise BenchError(f"--worker-config {item!r}: expected KEY=VALUE, e.g. sources.bench.max_in_flight=2")
+    *path, last = key.strip().split(".")
+    node = cfg
+    for part in path:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise BenchError(f"--worker-config {item!r}: {part} is not a section")
+        node = child
+    node[last] = yaml.safe_load(raw)
 
 
 # --- options --------------------------------------------------------------------------------------------------
@@ -388,6 +444,12 @@ class Options:
     quiet: bool = False
     profile_dir: str | None = None
     scaling: int = 0
+    aws: str = "moto"
+    """What serves S3 and SQS to the throughput phases: `moto` server or the in-memory `stub` (aws_stub)."""
+    small_objects: int = 1000
+    small_kb: float = 20.0
+    small_type: str = "alb"
+    worker_overrides: list[str] = field(default_factory=list)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Options:
@@ -411,6 +473,12 @@ class Options:
             quiet=args.quiet,
             profile_dir=getattr(args, "profile", None),
             scaling=getattr(args, "scaling", 0) or 0,
+            aws=getattr(args, "aws", None) or "moto",
+            small_objects=max(0, args.small_objects if getattr(args, "small_objects", None) is not None
+                              else (200 if quick else 1000)),
+            small_kb=getattr(args, "small_kb", None) or 20.0,
+            small_type=getattr(args, "small_type", None) or "alb",
+            worker_overrides=list(getattr(args, "worker_config", None) or []),
         )
 
 
@@ -483,14 +551,15 @@ def end_to_end(log_type: str, objects: list[BenchObject], notifications: list[st
         _wait_items(stub, worker, warm.records, 120, label=f"{label} warm-up")
         aws.wait_depth(0, timeout=60, at_most=True)
         stub.reset()
-        cpu0 = worker.cpu()
+        cpu0 = worker.cpu_by_process()
         other0 = {name: cpu_seconds(pid) for name, pid in others.items() if pid}
         progress.say(f"{label}: worker {worker.pid} warmed up; queueing {len(objects)} objects ({raw / MB:,.0f} MB)")
         t0 = time.time()
         with Profiler(worker.pid, profile) if profile is not None else contextlib.nullcontext():
             aws.send(notifications)
             stats = _wait_items(stub, worker, expected, timeout, progress, label, t0)
-        cpu = worker.cpu() - cpu0
+        cpu1 = worker.cpu_by_process()
+        cpu = sum(cpu1.values()) - sum(cpu0.values())
         other = {name: cpu_seconds(pid) - other0[name] for name, pid in others.items() if pid}
         peak = worker.peak_rss()
         seconds = float(stats["last_at"]) - t0
@@ -510,6 +579,9 @@ def end_to_end(log_type: str, objects: list[BenchObject], notifications: list[st
         "peak_rss_mb": peak / MB,
         "received": int(stats["items"]),
         **{f"{name}_cpu_use": value / seconds for name, value in other.items()},
+        **({"cpu_use_per_process": sorted((round((c - cpu0.get(pid, 0.0)) / seconds, 2)
+                                           for pid, c in cpu1.items() if pid != worker.pid), reverse=True)}
+           if processes > 1 else {}),
     }
 
 
@@ -564,26 +636,100 @@ def latency(types: list[str], aws: Aws, stub: Stub, cfg: dict[str, Any], work_di
 # --- the command ----------------------------------------------------------------------------------------------
 
 
+@dataclass
+class Servers:
+    """The local servers of one `sluice bench`: the S3/SQS endpoint of the throughput phases, the bulk stub, and
+    whichever of moto and the AWS stub were started here (the AWS stub always serves the small-objects phase)."""
+
+    endpoint: str
+    stub: Stub
+    moto: Any = None
+    aws_stub: AwsStubServer | None = None
+
+    def main_pids(self) -> dict[str, int | None]:
+        """The servers whose CPU the throughput phases report."""
+        main_stub = self.aws_stub is not None and self.endpoint == self.aws_stub.url
+        return {"moto": self.moto.pid if self.moto is not None else None,
+                "aws_stub": self.aws_stub.pid if main_stub and self.aws_stub is not None else None,
+                "stub": self.stub.pid}
+
+
 @contextlib.contextmanager
-def _servers(opts: Options, work_dir: Path, progress: Progress) -> Iterator[tuple[str, Stub, Any]]:
+def _servers(opts: Options, work_dir: Path, progress: Progress) -> Iterator[Servers]:
     moto = None
+    aws_stub = None
     stub = None
     try:
         endpoint = opts.aws_endpoint
-        if endpoint is None:
+        if endpoint is None and opts.aws == "moto":
             from worker.local_servers import MotoServer
 
             progress.say("starting moto server (S3 + SQS) ...")
             moto = MotoServer(log_dir=work_dir / "moto")
             endpoint = moto.endpoint_url
+        if (endpoint is None and opts.aws == "stub") or opts.small_objects > 0:
+            progress.say("starting the AWS stub (in-memory S3 + SQS) ...")
+            aws_stub = AwsStubServer(work_dir)
+            endpoint = endpoint or aws_stub.url
+        assert endpoint is not None
         progress.say("starting the bulk stub ..." if opts.bulk_url is None else f"using the bulk stub {opts.bulk_url}")
         stub = Stub(opts.bulk_url, work_dir)
-        yield endpoint, stub, moto
+        yield Servers(endpoint, stub, moto, aws_stub)
     finally:
         if stub is not None:
             stub.close()
+        if aws_stub is not None:
+            aws_stub.close()
         if moto is not None:
             moto.close()
+
+
+def scaling_in_flight(objects: int, processes: int, overrides: list[str]) -> int | None:
+    """`max_in_flight` for the scaling phase, when the default would let one process take every object.
+
+    A worker receives up to `max_in_flight` messages at once (10 by default), and the phase queues all of a type's
+    objects together: with 8 objects and 2 processes the first process to poll receives all 8 and the second
+    idles, which measures that, not scaling. Objects / (2 x processes) leaves work for every process on the first
+    round (8 objects, 2 processes: 2). None when the default allows that already or `--worker-config` sets it.
+    """
+    from worker.config import SqsS3Source
+
+    if any(item.partition("=")[0].strip() == "sources.bench.max_in_flight" for item in overrides):
+        return None
+    default = int(SqsS3Source.model_fields["max_in_flight"].default)
+    spread = max(1, objects // (2 * processes))
+    return spread if spread < default else None
+
+
+def small_inputs(opts: Options) -> list[BenchObject]:
+    """The small-objects phase's objects: seeds of their own, so their keys never meet the throughput phases'."""
+    size = int(opts.small_kb * 1000)
+    return [make_object(opts.small_type, size, 50_000_000 + opts.seed * 100_000 + i) for i in range(opts.small_objects)]
+
+
+def small_objects(objects: list[BenchObject], notifications: list[str], aws: Aws, servers: Servers,
+                  cfg: dict[str, Any], work_dir: Path, progress: Progress, label: str,
+                  timeout: float, profile: Path | None = None) -> dict[str, Any]:
+    """Many small objects through one worker process against the AWS stub: the per-object cost (SQS receive,
+    GetObject, delete, acknowledgement) rather than the per-byte one. Adds CPU milliseconds per object and the
+    AWS requests the worker made per object to `end_to_end`'s figures."""
+    assert servers.aws_stub is not None
+    log_type = objects[0].log_type
+    expected = sum(o.records for o in objects)
+    others: dict[str, int | None] = {"aws_stub": servers.aws_stub.pid, "stub": servers.stub.pid}
+    before = servers.aws_stub.requests()
+    row = end_to_end(log_type, objects, notifications, expected, aws, servers.stub, cfg, work_dir, progress, label,
+                     timeout, others, profile)
+    after = servers.aws_stub.requests()
+    n = len(objects)
+    row["cpu_ms_per_object"] = row["cpu_seconds"] * 1000 / n
+    # Requests per object, by operation: the batching actually achieved. The few calls around the timed part
+    # (the warm-up object, the bench's drain) are included; with 1,000 objects they are under 1 %.
+    for op in ("ReceiveMessage", "GetObject", "DeleteMessageBatch", "DeleteMessage", "ChangeMessageVisibility",
+               "ChangeMessageVisibilityBatch"):
+        row[f"requests_{op}"] = (after.get(op, 0) - before.get(op, 0)) / n
+    row["bulk_requests_per_object"] = int(servers.stub.stats()["requests"]) / n  # the stub was reset at the start
+    return row
 
 
 def _inputs(opts: Options, progress: Progress) -> dict[str, list[BenchObject]]:
@@ -630,13 +776,21 @@ def run_bench(opts: Options) -> dict[str, Any]:
     notes: list[str] = []
     lat: dict[str, list[float]] = {}
     scaling: dict[str, dict[str, Any]] = {}
+    small: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp, \
-            _servers(opts, Path(tmp), progress) as (endpoint, stub, moto):
+            _servers(opts, Path(tmp), progress) as servers:
         work_dir = Path(tmp)
+        endpoint, stub = servers.endpoint, servers.stub
         aws = Aws.create(endpoint, "" if opts.aws_endpoint is None else f"-{os.getpid()}")
-        cfg = worker_config(aws, stub.url, opts.compress)
-        others = {"moto": moto.pid if moto is not None else None, "stub": stub.pid}
+        cfg = worker_config(aws, stub.url, opts.compress, opts.worker_overrides)
+        others = servers.main_pids()
         notifications = {t: aws.capture(inputs[t], progress, f"{t}") for t in types}
+        if opts.small_objects > 0:
+            assert servers.aws_stub is not None
+            small_objs = small_inputs(opts)
+            small_aws = Aws.create(servers.aws_stub.url, "-small")
+            small_cfg = worker_config(small_aws, stub.url, opts.compress, opts.worker_overrides)
+            small_notes = small_aws.capture(small_objs, progress, "small objects")
         for r in range(opts.runs):
             for log_type in types:
                 objs = inputs[log_type]
@@ -655,12 +809,33 @@ def run_bench(opts: Options) -> dict[str, Any]:
                 runs[log_type].append(row)
                 progress.say(f"{label}: {row['mb_s']:.1f} MB/s end to end, reference {row['reference_mb_s']:.1f} "
                              f"MB/s, parse-only {row['parse_mb_s']:.1f} MB/s")
+            if opts.small_objects > 0:
+                label = f"run {r + 1}/{opts.runs} small objects"
+                profile = (Path(opts.profile_dir) / f"small-objects-run{r + 1}.txt") if opts.profile_dir else None
+                row = small_objects(small_objs, small_notes, small_aws, servers, small_cfg, work_dir, progress, label,
+                                    opts.timeout, profile)
+                if profile is not None and profile.exists():
+                    progress.say(render_profile(profile, top=30))
+                small.append(row)
+                progress.say(f"{label}: {row['objects_s']:.0f} objects/s, {row['cpu_ms_per_object']:.2f} ms of worker "
+                             f"CPU per object, AWS stub at {row.get('aws_stub_cpu_use', 0):.2f} of a core")
         for log_type in types if opts.scaling > 1 else []:
             label = f"scaling {log_type}"
             progress.say(f"{label}: `sluice run --processes {opts.scaling}` on the same objects ...")
             expected = int(runs[log_type][0]["parse_documents"])
-            row = end_to_end(log_type, inputs[log_type], notifications[log_type], expected, aws, stub, cfg, work_dir,
-                             progress, label, opts.timeout, others, processes=opts.scaling)
+            spread = scaling_in_flight(len(inputs[log_type]), opts.scaling, opts.worker_overrides)
+            scaling_cfg = cfg if spread is None else worker_config(
+                aws, stub.url, opts.compress, [*opts.worker_overrides, f"sources.bench.max_in_flight={spread}"])
+            row = end_to_end(log_type, inputs[log_type], notifications[log_type], expected, aws, stub, scaling_cfg,
+                             work_dir, progress, label, opts.timeout, others, processes=opts.scaling)
+            if spread is not None:
+                # The baseline then runs with the same max_in_flight: with few large objects in flight, one
+                # process alone is faster too, and the ratio must be about the processes, not the setting.
+                progress.say(f"{label}: one process with max_in_flight {spread}, the baseline ...")
+                base = end_to_end(log_type, inputs[log_type], notifications[log_type], expected, aws, stub,
+                                  scaling_cfg, work_dir, progress, f"{label} baseline", opts.timeout, others)
+                row["max_in_flight"] = spread
+                row["base_mb_s"] = base["mb_s"]
             scaling[log_type] = row
             progress.say(f"{label}: {row['mb_s']:.1f} MB/s with {opts.scaling} processes")
         if opts.latency_objects > 0:
@@ -681,9 +856,14 @@ def run_bench(opts: Options) -> dict[str, Any]:
         if log_type in scaling:
             row["scaling_processes"] = opts.scaling
             row["scaling_mb_s"] = scaling[log_type]["mb_s"]
-            row["scaling"] = scaling[log_type]["mb_s"] / row["mb_s"]
+            row["scaling_base_mb_s"] = scaling[log_type].get("base_mb_s", row["mb_s"])
+            row["scaling"] = scaling[log_type]["mb_s"] / row["scaling_base_mb_s"]
+            row["scaling_vs_median"] = scaling[log_type]["mb_s"] / row["mb_s"]
             row["scaling_cpu_use"] = scaling[log_type]["cpu_use"]
             row["scaling_peak_rss_mb"] = scaling[log_type]["peak_rss_mb"]
+            row["scaling_cpu_use_per_process"] = scaling[log_type].get("cpu_use_per_process", [])
+            if "max_in_flight" in scaling[log_type]:
+                row["scaling_max_in_flight"] = scaling[log_type]["max_in_flight"]
         samples = lat.get(log_type, [])
         if samples:
             row["latency_samples"] = len(samples)
@@ -692,7 +872,7 @@ def run_bench(opts: Options) -> dict[str, Any]:
         summary[log_type] = row
     if opts.files:
         notes.append("input: the given files; the latency phase uses generated objects of the same types")
-    if stub.pid is not None or moto is not None:
+    if any(others.values()):
         use = {k: v for k, v in medians([r for rs in runs.values() for r in rs]).items() if k.endswith("_cpu_use")}
         if use:
             notes.append("CPU used by the local servers while the worker ran (cores, median): " + ", ".join(
@@ -703,15 +883,25 @@ def run_bench(opts: Options) -> dict[str, Any]:
                   f"~{opts.mb:g} MB uncompressed in objects of ~{opts.object_mb:g} MB, generated (seed {opts.seed})"),
         "runs": opts.runs,
         "compress": opts.compress,
+        "worker_overrides": opts.worker_overrides,
         "bulk_endpoint": (f"a stub ({stub.url}): accepts every item at once, no indexing; the worker, not the "
                           "engine, is measured"),
-        "aws_endpoint": endpoint if opts.aws_endpoint else f"moto server started here ({endpoint})",
+        "aws_endpoint": (endpoint if opts.aws_endpoint else
+                         f"{'moto server' if opts.aws == 'moto' else 'the AWS stub (worker/bench/aws_stub.py)'} "
+                         f"started here ({endpoint})"),
         "latency": (f"{opts.latency_objects} objects of ~{opts.latency_kb:g} KB per type, {opts.latency_rate:g} "
                     "uploads/s, one worker (bulk flush_interval 1 s, the default)"
                     if opts.latency_objects > 0 else "skipped"),
     }
-    return {"environment": env, "settings": settings, "summary": summary, "runs": runs,
-            "latency_seconds": lat, "notes": notes, "load_average_end": environment()["load_average"]}
+    result = {"environment": env, "settings": settings, "summary": summary, "runs": runs,
+              "latency_seconds": lat, "notes": notes, "load_average_end": environment()["load_average"]}
+    if small:
+        result["small_objects"] = {
+            "log_type": opts.small_type, "objects": opts.small_objects, "kb": opts.small_kb,
+            "raw_mb": sum(o.raw_size for o in small_objs) / MB, "documents": sum(o.records for o in small_objs),
+            "aws": "the AWS stub (worker/bench/aws_stub.py)", **medians(small), "runs": small,
+        }
+    return result
 
 
 def main(args: argparse.Namespace) -> int:

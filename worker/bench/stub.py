@@ -54,10 +54,12 @@ def make_app() -> web.Application:
 
     async def bulk(request: web.Request) -> web.Response:
         body = await request.read()
-        if body[:2] == b"\x1f\x8b":  # aiohttp usually inflates Content-Encoding: gzip itself
+        if body[:2] == b"\x1f\x8b":  # gzip bodies: isal here (aiohttp's own inflating is off, zlib is slower)
             body = isal_zlib.decompress(body, 31)
         now = time.time()
-        n = body.count(b"\n") // 2
+        # Lines counted as the bytes `replace` removes: bytes.count of one byte goes byte by byte (~0.5 GB/s) and
+        # was half of the stub's CPU; replace finds newlines with memchr (~8 GB/s).
+        n = (len(body) - len(body.replace(b"\n", b""))) // 2
         state.requests += 1
         state.items += n
         state.bytes += len(body)
@@ -116,7 +118,9 @@ async def serve(port: int, host: str = "127.0.0.1") -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    runner = web.AppRunner(make_app(), access_log=None)
+    # Inflating with isal in `bulk` costs the stub about a quarter less CPU than aiohttp's zlib: CPU the worker
+    # processes of a `--scaling` run share the machine's cores with.
+    runner = web.AppRunner(make_app(), access_log=None, auto_decompress=False)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     print(json.dumps({"url": f"http://{host}:{sock.getsockname()[1]}"}), flush=True)
