@@ -209,7 +209,8 @@ class ObjectIngester:
 
 def timestamp_of(when: datetime) -> str:
     """An S3 LastModified as the `@timestamp` the pipeline gives records that carry no time of their own."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    w = when.astimezone(UTC)  # formatted by hand: strftime is several times slower, once per object
+    return f"{w.year:04d}-{w.month:02d}-{w.day:02d}T{w.hour:02d}:{w.minute:02d}:{w.second:02d}.000Z"
 
 
 async def _chunks(body: Any, size: int) -> AsyncIterator[bytes]:

@@ -64,6 +64,10 @@ class SqsConsumer:
         self.visibility_timeout = visibility_timeout
         self.retry_visibility = retry_visibility
         self._free = max_in_flight
+        self._receive_at = min(10, max(1, max_in_flight // 2))
+        """Free slots before the next receive: half of them (up to a full batch of 10), so that a receive is
+        in flight while the other half is still being worked on, and each receive asks for several messages
+        instead of one per slot freed (each call costs about as much CPU as a small object's GetObject)."""
         self._slot_freed = asyncio.Event()
         self._in_flight: dict[str, tuple[SqsMessage, asyncio.Task[None]]] = {}
         """By receipt handle, not message id: a message whose visibility lapsed (SQS unreachable, so no extension)
@@ -92,8 +96,8 @@ class SqsConsumer:
         stop_wait = asyncio.create_task(stop.wait())
         try:
             while not stop.is_set():
-                if self._free <= 0:
-                    # Every slot is busy: that is the backpressure. Receive nothing until one frees up.
+                if self._free < self._receive_at:
+                    # The slots are busy: that is the backpressure. Receive nothing until enough free up.
                     self._slot_freed.clear()
                     slot = asyncio.create_task(self._slot_freed.wait())
                     await asyncio.wait({stop_wait, slot}, return_when=asyncio.FIRST_COMPLETED)
@@ -150,6 +154,15 @@ class SqsConsumer:
         m.MESSAGES_IN_FLIGHT.labels(self.source).set(len(self._in_flight))
 
     async def _process(self, msg: SqsMessage) -> None:
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._free += 1
+                self._slot_freed.set()
+
         try:
             ok = False
             try:
@@ -159,16 +172,18 @@ class SqsConsumer:
                 raise
             except Exception as exc:
                 log.exception("sqs_message_failed", source=self.source, message_id=msg.id, error=str(exc))
+            # The work is done: its slot goes to the next message now. The delete (batched, up to 50 ms later)
+            # or the nack still runs in this task, and the message stays tracked (heartbeat, drain) until then.
+            release()
             if ok:
                 done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-                await self._delete_queue.put((msg, done))
+                self._delete_queue.put_nowait((msg, done))
                 await done
             else:
                 await self._nack(msg, "failed", self._backoff(msg))
         finally:
             self._in_flight.pop(msg.receipt, None)
-            self._free += 1
-            self._slot_freed.set()
+            release()
             m.MESSAGES_IN_FLIGHT.labels(self.source).set(len(self._in_flight))
 
     async def _drain(self) -> None:
@@ -208,15 +223,20 @@ class SqsConsumer:
             await self._nack(msg, "shutdown", 0)
 
     async def _delete_loop(self) -> None:
-        """Batch deletes: up to 10 per call, waiting a few milliseconds to fill a batch."""
+        """Batch deletes: up to 10 per call, waiting up to 50 ms for a batch to fill."""
+        queue = self._delete_queue
         while True:
-            first = await self._delete_queue.get()
-            batch = [first]
+            batch = [await queue.get()]
             deadline = time.monotonic() + 0.05
             while len(batch) < 10:
+                if not queue.empty():
+                    batch.append(queue.get_nowait())
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
                 try:
-                    batch.append(await asyncio.wait_for(self._delete_queue.get(),
-                                                        max(0.0, deadline - time.monotonic())))
+                    batch.append(await asyncio.wait_for(queue.get(), remaining))
                 except TimeoutError:
                     break
             try:
@@ -225,7 +245,7 @@ class SqsConsumer:
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_result(None)
-                    self._delete_queue.task_done()
+                    queue.task_done()
 
     async def _delete_batch(self, batch: list[tuple[SqsMessage, asyncio.Future[None]]]) -> None:
         entries = [{"Id": str(i), "ReceiptHandle": msg.receipt} for i, (msg, _) in enumerate(batch)]
