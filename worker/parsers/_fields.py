@@ -92,12 +92,12 @@ def iso_to_utc_ms(value: str) -> str:
     (`20131102T010628Z`) and naive stamps (taken as UTC) go through `datetime`. Raises ValueError when the
     value is not a timestamp.
 
-    A file's stamps share a few minutes, so once a `YYYY-MM-DDTHH:MM` prefix has been checked, later `...Z`
-    stamps of that minute only have their seconds and fraction checked (checking every field of every stamp
-    cost CloudTrail records about 2 µs each; a cache by exact value misses on files with a stamp per second).
+    A file's stamps share a few minutes, so a checked `YYYY-MM-DDTHH:MM` is remembered and later stamps of that
+    minute only have their seconds and fraction checked (checking every field of every stamp cost about 2 µs;
+    a cache by exact value misses on files with a stamp per second).
     """
     n = len(value)
-    if n >= 20 and value[n - 1] == "Z" and value[:16] in _MINUTES_OK and value[16] == ":":
+    if n >= 20 and value[n - 1] == "Z" and value[16] == ":" and (value[:16] in _MINUTES_OK or _new_minute(value)):
         seconds = value[17:19]
         if seconds <= "59" and seconds.isdigit() and seconds.isascii():
             if n == 20:
@@ -105,43 +105,7 @@ def iso_to_utc_ms(value: str) -> str:
             if value[19] == ".":
                 digits = value[20 : n - 1]
                 if digits.isdigit() and digits.isascii():
-                    return value[:19] + "." + (digits + "00")[:3] + "Z"
-    out = _iso_to_utc_ms(value)
-    if n >= 20 and out[:16] == value[:16] and value[n - 1] == "Z":
-        if len(_MINUTES_OK) >= 4096:
-            _MINUTES_OK.clear()
-        _MINUTES_OK.add(value[:16])
-    return out
-
-
-_MINUTES_OK: set[str] = set()
-"""`YYYY-MM-DDTHH:MM` prefixes of UTC stamps `iso_to_utc_ms` has already accepted unchanged."""
-
-
-def _iso_to_utc_ms(value: str) -> str:
-    n = len(value)
-    if (
-        n >= 20
-        and value[n - 1] == "Z"
-        and value[10] == "T"
-        and value[4] == "-"
-        and value[7] == "-"
-        and value[13] == ":"
-        and value[16] == ":"
-        and (value[0:4] + value[5:7] + value[8:10] + value[11:13] + value[14:16] + value[17:19]).isdigit()
-        and value.isascii()
-        and "01" <= value[5:7] <= "12"
-        and "01" <= value[8:10] <= "31"
-        and value[11:13] <= "23"
-        and value[14:16] <= "59"
-        and value[17:19] <= "59"
-    ):
-        if n == 20:
-            return value[:19] + ".000Z"
-        if value[19] == ".":
-            digits = value[20 : n - 1]
-            if digits.isdigit() and digits.isascii():
-                return value[:19] + "." + (digits + "00")[:3] + "Z"
+                    return value[:23] + "Z" if n >= 24 else value[:19] + "." + (digits + "00")[:3] + "Z"
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
@@ -150,31 +114,24 @@ def _iso_to_utc_ms(value: str) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
-_SECONDS_OK: set[str] = set()
-"""`YYYY-MM-DDTHH:MM:SS` prefixes `iso_to_utc_ms` has already accepted unchanged."""
+_MINUTES_OK: set[str] = set()
+"""`YYYY-MM-DDTHH:MM` prefixes `iso_to_utc_ms` has checked (bounded; cleared when full)."""
 
 
-def iso_to_utc_ms_cached(value: str) -> str:
-    """`iso_to_utc_ms`, with a fast path for the `YYYY-MM-DDTHH:MM:SS.fff[fff]Z` stamps load balancers, Lambda
-    runtimes and MySQL write: a busy stream repeats each second on many lines, so once `iso_to_utc_ms` has given
-    a second back unchanged, later stamps of that second only have their fraction checked and cut to
-    milliseconds. Same results and errors as `iso_to_utc_ms`; raises ValueError.
-    """
-    n = len(value)
-    if (
-        n >= 24
-        and value[19] == "."
-        and value[n - 1] == "Z"
-        and value[:19] in _SECONDS_OK
-        and value[20 : n - 1].isdigit()
+def _new_minute(value: str) -> bool:
+    """Whether `value` starts with a valid `YYYY-MM-DDTHH:MM`; remembered in `_MINUTES_OK` when it does."""
+    head = value[:16]
+    fields = head[0:4] + head[5:7] + head[8:10] + head[11:13] + head[14:16]
+    if not (
+        head[4] == "-" and head[7] == "-" and head[10] == "T" and head[13] == ":"
+        and fields.isdigit() and fields.isascii()
+        and "01" <= head[5:7] <= "12" and "01" <= head[8:10] <= "31" and head[11:13] <= "23" and head[14:16] <= "59"
     ):
-        return value if n == 24 else value[:23] + "Z"
-    out = iso_to_utc_ms(value)
-    if n >= 24 and out[:19] == value[:19] and value[19] == "." and value[n - 1] == "Z":
-        if len(_SECONDS_OK) >= 4096:
-            _SECONDS_OK.clear()
-        _SECONDS_OK.add(value[:19])
-    return out
+        return False
+    if len(_MINUTES_OK) >= 4096:
+        _MINUTES_OK.clear()
+    _MINUTES_OK.add(head)
+    return True
 
 
 # Column readers. Every text parser converts columns the same way and differs only in how its dead letters
@@ -251,20 +208,16 @@ def optional_float_reader(what: str, minus_one: bool = False) -> Callable[[str, 
 
 
 def time_reader(what: str) -> Callable[[str, str], str]:
-    """`read(value, name)`: an ISO 8601 column as UTC milliseconds (`iso_to_utc_ms_cached`), else ParseError
+    """`read(value, name)`: an ISO 8601 column as UTC milliseconds (`iso_to_utc_ms`), else ParseError
     `<what> <name>: not an ISO 8601 timestamp: <value>`."""
 
     def read(value: str, name: str, what: str = what) -> str:
         try:
-            return iso_to_utc_ms_cached(value)
+            return iso_to_utc_ms(value)
         except ValueError as exc:
             raise ParseError(f"{what} {name}: {exc}") from None
 
     return read
-
-
-
-
 
 
 @lru_cache(maxsize=1024)

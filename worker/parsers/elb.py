@@ -20,7 +20,7 @@ from worker.parsers._aws import cloud_builder
 from worker.parsers._fields import (
     IP_SEEN,
     is_ip,
-    iso_to_utc_ms_cached,
+    iso_to_utc_ms,
     optional_float_reader,
     optional_int_reader,
 )
@@ -119,7 +119,7 @@ class ElbParser(LogParser):
                              f"got {line[:60]!r}")
 
         try:
-            timestamp = iso_to_utc_ms_cached(t[_TIME])
+            timestamp = iso_to_utc_ms(t[_TIME])
         except ValueError as exc:
             raise ParseError(f"Classic ELB field time: {exc}") from None
         elb: dict[str, Any] = {"name": t[_ELB]}

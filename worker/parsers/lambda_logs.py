@@ -42,7 +42,7 @@ import re
 from typing import Any, ClassVar
 
 from worker.parsers._aws import cloud_builder
-from worker.parsers._fields import epoch_to_iso, iso_to_utc_ms, iso_to_utc_ms_cached, snake_case
+from worker.parsers._fields import epoch_to_iso, iso_to_utc_ms, snake_case
 from worker.parsers.base import FieldType, LogParser, ParseContext
 
 _CONTINUATION = re.compile(r"[ \t}\]]|[{\[][ \t]*$|XRAY TraceId: ")
@@ -295,7 +295,7 @@ class LambdaParser(LogParser):
         """`<ISO time>\\t<request id>\\t<LEVEL>\\t<message>`; Node.js 8: no level."""
         parts = text.split("\t", 3)
         try:
-            timestamp = iso_to_utc_ms_cached(parts[0])
+            timestamp = iso_to_utc_ms(parts[0])
         except ValueError:
             return {"message": text}
         doc: dict[str, Any] = {"@timestamp": timestamp}
@@ -321,7 +321,7 @@ class LambdaParser(LogParser):
             parts = rest.lstrip(" ").split(None, 2)  # tabs rendered as spaces
         if len(parts) == 3 and _is_iso(parts[0]) and (_is_request_id(parts[1]) or rest[:1] == "\t"):
             try:
-                doc["@timestamp"] = iso_to_utc_ms_cached(parts[0])
+                doc["@timestamp"] = iso_to_utc_ms(parts[0])
             except ValueError:
                 doc["message"] = rest.strip()
                 return doc
@@ -333,7 +333,7 @@ class LambdaParser(LogParser):
     def _prefixed(self, stamp: str, rest: str) -> dict[str, Any]:
         """`<ISO time> <request id> Task timed out ...`, or a CloudWatch Logs export line `<ISO time> <msg>`."""
         try:
-            timestamp = iso_to_utc_ms_cached(stamp)
+            timestamp = iso_to_utc_ms(stamp)
         except ValueError:
             return {"message": stamp + " " + rest}
         if _is_request_id(rest[:36]) and rest[36:37] == " ":

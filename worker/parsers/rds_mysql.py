@@ -36,7 +36,6 @@ from worker.parsers._fields import (
     int_reader,
     is_ip,
     iso_to_utc_ms,
-    iso_to_utc_ms_cached,
     set_dotted,
 )
 from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError, Reroute
@@ -253,7 +252,7 @@ def _lead_time(line: str) -> tuple[str, int] | None:
         if end < 0:
             end = len(line)
         try:
-            return iso_to_utc_ms_cached(line[:end]), end
+            return iso_to_utc_ms(line[:end]), end
         except ValueError:
             return None
     if line[4:5] == "-":
