@@ -504,18 +504,13 @@ class AwsStub:
 
     async def delete_message_batch(self, p: dict[str, Any]) -> dict[str, Any]:
         q = self.queue(str(p["QueueUrl"]))
-        ok: list[dict[str, Any]] = []
-        failed: list[dict[str, Any]] = []
-        for e in p.get("Entries") or []:
-            try:
-                msg = q.by_receipt(str(e["ReceiptHandle"]))
-            except StubError as exc:
-                failed.append({"Id": e["Id"], "SenderFault": True, "Code": exc.code, "Message": exc.message})
-                continue
+
+        def delete(e: dict[str, Any]) -> None:
+            msg = q.by_receipt(str(e["ReceiptHandle"]))
             if msg is not None:
                 q.delete(msg)
-            ok.append({"Id": e["Id"]})
-        return {"Successful": ok, "Failed": failed}
+
+        return _per_entry(p, delete)
 
     async def change_message_visibility(self, p: dict[str, Any]) -> dict[str, Any]:
         self.queue(str(p["QueueUrl"])).change_visibility(str(p["ReceiptHandle"]), int(p["VisibilityTimeout"]))
@@ -523,16 +518,8 @@ class AwsStub:
 
     async def change_message_visibility_batch(self, p: dict[str, Any]) -> dict[str, Any]:
         q = self.queue(str(p["QueueUrl"]))
-        ok: list[dict[str, Any]] = []
-        failed: list[dict[str, Any]] = []
-        for e in p.get("Entries") or []:
-            try:
-                q.change_visibility(str(e["ReceiptHandle"]), int(e.get("VisibilityTimeout") or 0))
-            except StubError as exc:
-                failed.append({"Id": e["Id"], "SenderFault": True, "Code": exc.code, "Message": exc.message})
-                continue
-            ok.append({"Id": e["Id"]})
-        return {"Successful": ok, "Failed": failed}
+        return _per_entry(p, lambda e: q.change_visibility(str(e["ReceiptHandle"]),
+                                                           int(e.get("VisibilityTimeout") or 0)))
 
     # --- S3 operations --------------------------------------------------------------------------------------
 
@@ -901,6 +888,20 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _per_entry(p: dict[str, Any], apply: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """A batch call's answer: each entry applied on its own, a failing entry listed in `Failed` as SQS does."""
+    ok: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    for e in p.get("Entries") or []:
+        try:
+            apply(e)
+        except StubError as exc:
+            failed.append({"Id": e["Id"], "SenderFault": True, "Code": exc.code, "Message": exc.message})
+            continue
+        ok.append({"Id": e["Id"]})
+    return {"Successful": ok, "Failed": failed}
 
 
 async def serve(port: int, host: str = "127.0.0.1", region: str = "us-east-1") -> None:
