@@ -154,15 +154,6 @@ class SqsConsumer:
         m.MESSAGES_IN_FLIGHT.labels(self.source).set(len(self._in_flight))
 
     async def _process(self, msg: SqsMessage) -> None:
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self._free += 1
-                self._slot_freed.set()
-
         try:
             ok = False
             try:
@@ -172,9 +163,6 @@ class SqsConsumer:
                 raise
             except Exception as exc:
                 log.exception("sqs_message_failed", source=self.source, message_id=msg.id, error=str(exc))
-            # The work is done: its slot goes to the next message now. The delete (batched, up to 50 ms later)
-            # or the nack still runs in this task, and the message stays tracked (heartbeat, drain) until then.
-            release()
             if ok:
                 done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 self._delete_queue.put_nowait((msg, done))
@@ -182,8 +170,11 @@ class SqsConsumer:
             else:
                 await self._nack(msg, "failed", self._backoff(msg))
         finally:
+            # The slot frees only once the message is deleted or nacked: `max_in_flight` bounds the messages
+            # received and not yet acknowledged (docs/architecture.md), not only those being parsed.
             self._in_flight.pop(msg.receipt, None)
-            release()
+            self._free += 1
+            self._slot_freed.set()
             m.MESSAGES_IN_FLIGHT.labels(self.source).set(len(self._in_flight))
 
     async def _drain(self) -> None:
