@@ -55,3 +55,23 @@ def leases(ddb: Any, table: str) -> dict[str, dict[str, Any]]:
         if not resp.get("LastEvaluatedKey"):
             return out
         kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+
+def last_sequence_numbers(kinesis: Any, stream: str) -> dict[str, str | None]:
+    """shard id -> the sequence number of its last record (None for a shard no record went to), read from the
+    stream itself, so a test can tell an empty shard from one whose checkpoint did not move."""
+    out: dict[str, str | None] = {}
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        sid = shard["ShardId"]
+        it = kinesis.get_shard_iterator(StreamName=stream, ShardId=sid,
+                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        last: str | None = None
+        while it:
+            resp = kinesis.get_records(ShardIterator=it, Limit=10000)
+            if resp["Records"]:
+                last = resp["Records"][-1]["SequenceNumber"]
+            if not resp["Records"] and resp.get("MillisBehindLatest", 0) == 0:
+                break
+            it = resp.get("NextShardIterator")
+        out[sid] = last
+    return out

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.kinesis_support import create_stream, kinesis_config, leases
+from tests.kinesis_support import create_stream, kinesis_config, last_sequence_numbers, leases
 from tests.kpl import aggregate
 from tests.support import backup_records, count, metric, os_client, run_worker_until, scroll_hits
 from worker.samples import ACCOUNT, vpc_flow_lines
@@ -95,7 +95,12 @@ async def test_cloudwatch_logs_subscription_vpc_flow_and_lambda(env: dict[str, A
     table = leases(env["ddb"], env["table"])
     assert len(table) == 2
     assert all(lease["owner"] is None for lease in table.values()), table
-    assert all(lease["checkpoint"].isdigit() for lease in table.values() if lease["counter"] > 1), table
+    # CloudWatch Logs picks a random partition key per delivery, so a shard may get no record at all (1 run in
+    # 16 with 5 deliveries): its checkpoint must stay where it started, every other one at its last record.
+    last = last_sequence_numbers(env["kinesis"], env["stream"])
+    assert any(last.values()) and set(last) == set(table)
+    assert {sid: lease["checkpoint"] for sid, lease in table.items()} == {
+        sid: seq or "TRIM_HORIZON" for sid, seq in last.items()}, (table, last)
     assert backup_records(env["s3"], env["backup"].bucket) == ([], [])
 
 
