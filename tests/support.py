@@ -210,6 +210,9 @@ class CollectingSink:
     def add(self, doc: Document) -> None:
         self.docs.append(doc)
 
+    def takes_serialized(self, source: str) -> bool:
+        return False  # tests read the dicts
+
     async def ready(self) -> None:
         return None
 

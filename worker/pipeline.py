@@ -17,7 +17,7 @@ from worker import telemetry as m
 from worker.config import PipelineConfig
 from worker.dead_letters import DeadLetters
 from worker.decoding import FramingError, JsonRecordsFramer, LineFramer, StreamDecoder
-from worker.model import AckSet, DeadLetter, Document, Origin
+from worker.model import AckSet, DeadLetter, Document, Origin, Serialized
 from worker.parsers import Failed, ParseContext
 from worker.parsers.stream import EmitFn, StreamParser
 from worker.routing import sniff_log_type
@@ -50,6 +50,11 @@ class Sink(Protocol):
     async def submit(self, docs: list[Document]) -> None: ...
 
     def idle(self) -> None: ...
+
+    def takes_serialized(self, source: str) -> bool:
+        """Whether every sink `source`'s documents go to takes `Serialized` bodies (JSON formatted by the
+        parser) as well as dicts."""
+        ...
 
 
 @dataclass(slots=True)
@@ -336,7 +341,7 @@ class _Emitter:
     """
 
     __slots__ = ("ack", "annotate", "document", "enrich", "fallback_timestamp", "id_prefix", "origin", "per_type",
-                 "pipeline", "stats", "undecodable")
+                 "pipeline", "serialized", "stats", "undecodable")
 
     def __init__(self, pipeline: Pipeline, origin: Origin, ack: AckSet, stats: StreamStats,
                  fallback_timestamp: str | None, annotate: Annotate | None = None) -> None:
@@ -351,6 +356,9 @@ class _Emitter:
         self.per_type: dict[str, int] = {}
         self.undecodable: dict[int, tuple[bytes, list[str]]] = {}
         """Offset -> (original bytes, ids of the documents made from it) of lines that were not UTF-8."""
+        self.serialized = self.enrich is None and annotate is None and pipeline.sink.takes_serialized(origin.source)
+        """Whether parsers may hand on documents already serialised: nothing here changes a document after its
+        parser (no enrichment, no source fields or processor tags) and the source's sinks take them."""
         self.document = self._document_fn()
         """Takes one parsed document (`StreamParser.each` calls it per document, before the next record is
         parsed): finishes it (fallback time, enrichment, the source's fields, its id) and hands it to the sink."""
@@ -361,13 +369,14 @@ class _Emitter:
         prefix, undecodable, per_type = self.id_prefix, self.undecodable, self.per_type
         ack, origin, add = self.ack, self.origin, self.pipeline.sink.add
 
-        def document(offset: int, sub: str, log_type: str, body: dict[str, Any]) -> None:
-            if fallback and "@timestamp" not in body:
-                body["@timestamp"] = fallback
-            if enrich is not None:
-                enrich(body)
-            if annotate is not None:
-                annotate(body)
+        def document(offset: int, sub: str, log_type: str, body: dict[str, Any] | Serialized) -> None:
+            if isinstance(body, dict):  # a Serialized one has its time, and comes only when nothing is to be added
+                if fallback and "@timestamp" not in body:
+                    body["@timestamp"] = fallback
+                if enrich is not None:
+                    enrich(body)
+                if annotate is not None:
+                    annotate(body)
             doc_id = f"{prefix}{offset}.{sub}" if sub else prefix + str(offset)
             if undecodable:
                 entry = undecodable.get(offset)
@@ -380,7 +389,7 @@ class _Emitter:
 
     async def parse(self, stream: StreamParser, frames: Iterable[tuple[int, Any]]) -> None:
         """One slice: its documents straight to the sink as they are parsed, then `parsed`."""
-        await self.parsed(stream.each(frames, self.document))
+        await self.parsed(stream.each(frames, self.document, serialized=self.serialized))
 
     async def parse_rest(self, stream: StreamParser) -> None:
         """What the stream still holds at its end (a pending continued record)."""

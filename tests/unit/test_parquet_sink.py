@@ -239,8 +239,12 @@ class _Recorder:
 
     def add(self, doc: Document) -> None:
         self.docs.append(doc)
+        assert isinstance(doc.body, dict)
         self.bodies.append(doc.body)
         doc.body = {}  # as the OpenSearch sink does once it has serialised the document
+
+    def takes_serialized(self, source: str) -> bool:
+        return False
 
     async def ready(self) -> None:
         pass

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.corpus import CORPUS, load_expected, read_lines
@@ -442,3 +444,53 @@ def test_default_format_fast_path_builds_the_general_paths_document(ctx: ParseCo
             fast.parse(" ".join(values))
         with pytest.raises(ParseError, match=match):
             slow.parse(" ".join(values))
+
+
+@pytest.mark.parametrize("ctx", [ParseContext(), ParseContext(region="eu-west-1", account_id="111122223333"),
+                                 ParseContext(region='odd"re%sgion\\')])
+def test_serialized_path_writes_exactly_the_json_of_the_dict_path(ctx: ParseContext) -> None:
+    """`parse_serialized` (the worker's path when nothing is added to documents) gives, for every line, either
+    the dict `parse` gives or (its `@timestamp`, the very bytes orjson writes for it), and the same errors;
+    lines whose text would need JSON escaping, and every other format, take the dict path."""
+    streams = [read_lines(f"vpcflow/{path.name}") for path in sorted((CORPUS / "vpcflow").glob("*.log"))]
+    base = "2 123456789010 eni-0123 {src} 10.0.0.2 443 50000 {proto} 3 180 1700000000 {end} {action} OK"
+    edge = [base.format(src=src, proto=proto, action=action, end=end)
+            for src in ("2001:db8::1", "192.0.2.7") for proto in ("6", "17", "1", "58", "250")
+            for action in ("ACCEPT", "REJECT", "OTHER") for end in ("1700000060", "1700000061")]
+    edge += [base.format(src="1.2.3.4", proto="6", action="ACCEPT", end="1700000060").replace(" 3 180 ", f" {n} ")
+             for n in ("18446744073709551615 1", "9223372036854775807 1", "9223372036854775808 1", "-1 5", "007 08")]
+    edge += [base.format(src=src, proto="6", action="ACCEPT", end="1700000060")
+             for src in ('1.2.3.4"', "1.2.3.4\\", "1.2.3.\x01", "1.2.3.\x7f", "ünïcode", "1.2.3.4\u2028", "-")]
+    edge += [base.format(src="1.2.3.4", proto="6", action="ACCEPT", end="1700000060").replace(" ", "\t"),
+             "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end "
+             "action log-status", '{"message": "' + base.format(src="1.2.3.4", proto="6", action="ACCEPT",
+                                                                end="1700000060") + '"}', ""]
+    serialized = 0
+    for lines in [*streams, edge]:  # a parser per stream, as the pipeline has (a header sets the stream's format)
+        fast, slow = VpcFlowParser(ctx), VpcFlowParser(ctx)
+        for line in lines:
+            try:
+                want = slow.parse(line)
+            except ParseError as exc:
+                with pytest.raises(ParseError, match=re.escape(str(exc))):
+                    fast.parse_serialized(line)
+                continue
+            got = fast.parse_serialized(line)
+            if isinstance(got, tuple):
+                serialized += 1
+                assert want is not None
+                assert got == (want["@timestamp"], orjson.dumps(want)), line
+            else:
+                assert got == want, line
+    assert serialized >= len(edge) // 2  # the common lines did take the formatted path
+
+
+def test_serialized_path_only_for_the_default_format_without_options() -> None:
+    line = "2 123456789010 eni-0123 10.0.0.1 10.0.0.2 443 50000 6 3 180 1700000000 1700000060 ACCEPT OK"
+    assert isinstance(parser().parse_serialized(line), tuple)
+    for options in ({"community_id": True}, {"format": "version account-id interface-id srcaddr dstaddr srcport "
+                                             "dstport protocol packets bytes start end log-status action"}):
+        got = parser(**options).parse_serialized(line)
+        assert isinstance(got, dict) and got == parser(**options).parse(line)
+    kept = VpcFlowParser(ParseContext(keep_original=True)).parse_serialized(line)
+    assert isinstance(kept, dict) and kept["event"]["original"] == line

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.decoding import JsonRecordsFramer, LineFramer, StreamDecoder
+from worker.model import Serialized
 from worker.parsers import ParseContext
 from worker.parsers.stream import StreamParser
 from worker.pipeline import PARSE_SLICE
@@ -75,12 +76,12 @@ def parse_object(log_type: str, key: str, data: bytes) -> tuple[int, int]:
     docs = 0
     failures = 0
 
-    def count(offset: int, sub: str, log_type: str, body: dict[str, Any]) -> None:
+    def count(offset: int, sub: str, log_type: str, body: dict[str, Any] | Serialized) -> None:
         nonlocal docs
         docs += 1
 
     for frames in _slices(stream, data, errors):
-        failed, _ = stream.each(frames, count)
+        failed, _ = stream.each(frames, count, serialized=True)  # as the worker with its OpenSearch sink
         failures += len(failed)
     failed, _ = stream.finish_each(count)
     return docs, failures + len(failed) + len(errors)

@@ -74,7 +74,10 @@ def make_app() -> web.Application:
                 else:
                     entry[0] += 1
                     entry[1] = now
-        payload = b'{"took":1,"errors":false,"items":[' + b",".join([_ITEM] * n) + b"]}"
+        # As OpenSearch answers: `took` only when `filter_path` (the worker sends one) keeps it.
+        head = b'{"took":1,"errors":false,"items":[' if "took" in request.query.get("filter_path", "took") \
+            else b'{"errors":false,"items":['
+        payload = head + b",".join([_ITEM] * n) + b"]}"
         return web.Response(body=payload, content_type="application/json")
 
     async def stub_stats(_: web.Request) -> web.Response:

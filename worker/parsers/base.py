@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from worker.model import Serialized
+
 Framing = Literal["lines", "json_records"]
 """`lines`: one record per text line. `json_records`: JSON records, either `{"Records": [...]}` documents or
 one JSON object per line (CloudTrail, Config)."""
@@ -76,6 +78,8 @@ class LogParser:
     continuation: ClassVar[re.Pattern[str] | None] = None
     """For `lines` framing: a line this pattern matches (`.match`) continues the record before it and is joined
     to it with `\n` (a PostgreSQL statement over several lines, a stack trace). None: every line is a record."""
+    serializes: ClassVar[bool] = False
+    """True when the parser overrides `parse_serialized` (a fast path that formats the JSON itself)."""
     expands: ClassVar[bool] = False
     """True for container formats (CloudWatch Logs subscription payloads): `expand` is called instead of
     `parse`, and may yield documents of other log types."""
@@ -107,3 +111,9 @@ class LogParser:
         `json_records` framing.
         """
         raise NotImplementedError
+
+    def parse_serialized(self, record: Any) -> dict[str, Any] | Serialized | None:
+        """`parse`, free to return the document already serialised, as (`@timestamp`, JSON bytes) equal to
+        `orjson.dumps` of what `parse` returns. Called only where nothing changes a document after its parser
+        (see `Serialized`); parsers that override it set `serializes`."""
+        return self.parse(record)

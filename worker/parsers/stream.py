@@ -17,10 +17,12 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from worker.model import Serialized
 from worker.parsers import Emitted, Failed, LogParser, ParseContext, ParseError, Reroute, get_parser
 
-EmitFn = Callable[[int, str, str, dict[str, Any]], None]
-"""Takes one document: (offset, sub-record id or "", log type, body)."""
+EmitFn = Callable[[int, str, str, "dict[str, Any] | Serialized"], None]
+"""Takes one document: (offset, sub-record id or "", log type, body); the body is a dict unless `each` was told
+`serialized`."""
 
 MAX_JOINED_LINES = 1000
 """A continued record longer than this many lines is cut: one runaway record must not grow without bound."""
@@ -54,13 +56,14 @@ class StreamParser:
     def process(self, frames: Iterable[tuple[int, Any]]) -> tuple[list[Emitted], list[Failed], int]:
         """Parse `(offset, record)` frames: (documents, failures, records skipped as non-events)."""
         docs: list[Emitted] = []
-        append = docs.append
-        failures, skipped = self.each(frames, lambda offset, sub, log_type, body: append((offset, sub, log_type, body)))
+        failures, skipped = self.each(frames, _collector(docs))
         return docs, failures, skipped
 
-    def each(self, frames: Iterable[tuple[int, Any]], emit: EmitFn) -> tuple[list[Failed], int]:
+    def each(self, frames: Iterable[tuple[int, Any]], emit: EmitFn, *,
+             serialized: bool = False) -> tuple[list[Failed], int]:
         """Parse `(offset, record)` frames, handing each document to `emit(offset, sub, log_type, body)` as soon
-        as it is built; returns (failures, records skipped as non-events).
+        as it is built; returns (failures, records skipped as non-events). With `serialized`, the parser's
+        `parse_serialized` is used, so a body may be a `Serialized` instead of a dict.
 
         The worker serialises a document inside `emit`, while its dict is still in the CPU cache and before the
         next one is built: parsing a slice into a list first and serialising afterwards cost about a third
@@ -71,7 +74,9 @@ class StreamParser:
             return self._expand(frames, emit)
         failures: list[Failed] = []
         skipped = 0
-        parse, log_type = self.parser.parse, self.log_type
+        parser = self.parser
+        parse = parser.parse_serialized if serialized and parser.serializes else parser.parse
+        log_type = self.log_type
         for offset, record in frames:
             try:
                 body = parse(record)
@@ -92,8 +97,7 @@ class StreamParser:
     def finish(self) -> tuple[list[Emitted], list[Failed], int]:
         """Whatever the stream still holds (the last continued record)."""
         docs: list[Emitted] = []
-        append = docs.append
-        failures, skipped = self.finish_each(lambda offset, sub, log_type, body: append((offset, sub, log_type, body)))
+        failures, skipped = self.finish_each(_collector(docs))
         return docs, failures, skipped
 
     def finish_each(self, emit: EmitFn) -> tuple[list[Failed], int]:
@@ -174,3 +178,14 @@ class StreamParser:
 
 def _reason(exc: Exception) -> str:
     return str(exc) if isinstance(exc, ParseError) else f"{type(exc).__name__}: {exc}"
+
+
+def _collector(docs: list[Emitted]) -> EmitFn:
+    """An `emit` that appends to `docs` (for `each` without `serialized`, so every body is a dict)."""
+    append = docs.append
+
+    def collect(offset: int, sub: str, log_type: str, body: dict[str, Any] | Serialized) -> None:
+        assert isinstance(body, dict), "serialized documents reach only the sinks"
+        append((offset, sub, log_type, body))
+
+    return collect

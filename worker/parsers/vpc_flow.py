@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from worker.model import Serialized
 from worker.parsers._fields import EPOCH_CACHE, IANA_PROTOCOLS, community_id, epoch_to_iso, int_reader, snake_case
 from worker.parsers.base import FieldType, LogParser, ParseContext, ParseError
 
@@ -167,6 +168,19 @@ def _is_header(values: list[str]) -> bool:
 _int = int_reader("VPC flow field")
 _OUTCOME_OF = {"ACCEPT": "success", "REJECT": "failure"}
 
+# `_default_serialized`'s pieces: the JSON `orjson.dumps` writes for `_default_document`'s dict, keys in the same
+# order, with a slot per value. Optional keys are whole pieces (empty when absent).
+_OUTCOME_JSON = {action: f',"outcome":"{outcome}"' for action, outcome in _OUTCOME_OF.items()}
+_TRANSPORT_JSON = {number: ',"transport":' + orjson.dumps(name).decode() for number, name in IANA_PROTOCOLS.items()}
+_DEFAULT_JSON = (
+    '{"event":{"kind":"event","category":["network"],"type":["connection"],"start":"%s","end":"%s"%s},'
+    '"cloud":{"provider":"aws","account":{"id":"%s"}<region>},'
+    '"aws":{"vpcflow":{"version":"%s","interface_id":"%s","log_status":"%s","action":"%s","account_id":"%s"}},'
+    '"source":{"address":"%s","ip":"%s","port":%d,"packets":%d,"bytes":%d},'
+    '"destination":{"address":"%s","ip":"%s","port":%d},"related":{"ip":["%s","%s"]},'
+    '"network":{"type":"%s","iana_number":"%s"%s,"packets":%d,"bytes":%d},"@timestamp":"%s"}'
+)
+
 
 _V2_LINE = re.compile(r"^\d+ (?:\d{12}|-|unknown) (?:eni-|tgw-|-)\S* ")
 
@@ -255,6 +269,42 @@ class VpcFlowParser(LogParser):
         self._region = ctx.region
         self._plain_default = not self._community_id and not ctx.keep_original
         """Whether `_default_document` may be used (it knows neither option)."""
+        region_json = ',"region":' + orjson.dumps(self._region).decode() if self._region else ""
+        self._default_json = _DEFAULT_JSON.replace("<region>", region_json.replace("%", "%%"))
+
+    serializes = True
+
+    def parse_serialized(self, record: Any) -> dict[str, Any] | Serialized | None:
+        """`parse`, with default-format lines formatted straight into their JSON (half the cost of a dict and
+        `orjson.dumps`). Only lines whose text needs no JSON escaping (no quote, backslash or control
+        character) take this path; everything else, and every line of another format, goes through `parse`."""
+        line: str = record
+        values = line.split()
+        if (len(values) == 14 and self._plain_default and (self._format is None or self._format is _DEFAULT)
+                and values[0].isdigit() and "-" not in values and '"' not in line and "\\" not in line
+                and line.isprintable()):
+            return self._default_serialized(values, line)
+        return self.parse(record)
+
+    def _default_serialized(self, v: list[str], original: str) -> dict[str, Any] | Serialized:
+        """`_default_document`'s JSON, formatted; anything unusual (an uncached time, an unnamed protocol, a
+        number orjson would refuse) is left to `_default_document`, which also raises its errors."""
+        version, account, eni, src, dst, sport, dport, proto, packets, size, start, end, action, status = v
+        transport = _TRANSPORT_JSON.get(proto)
+        started = EPOCH_CACHE.get(start)
+        ended = EPOCH_CACHE.get(end)
+        if transport is None or started is None or ended is None:
+            return self._default_document(v, original)
+        try:
+            n_packets, n_bytes, n_sport, n_dport = int(packets), int(size), int(sport), int(dport)
+        except ValueError:
+            return self._default_document(v, original)
+        if (n_packets | n_bytes | n_sport | n_dport) >> 63:  # negative or past 64 bits: orjson's own verdict
+            return self._default_document(v, original)
+        return ended, (self._default_json % (
+            started, ended, _OUTCOME_JSON.get(action, ""), account, version, eni, status, action, account,
+            src, src, n_sport, n_packets, n_bytes, dst, dst, n_dport, src, dst, "ipv6" if ":" in src else "ipv4",
+            proto, transport, n_packets, n_bytes, ended)).encode()
 
     def parse(self, record: Any) -> dict[str, Any] | None:
         line: str = record

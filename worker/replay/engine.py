@@ -24,7 +24,7 @@ from worker import telemetry as m
 from worker.aws import AwsClients
 from worker.config import Config
 from worker.dead_letters import DeadLetters
-from worker.model import AckSet, Document, Outcome
+from worker.model import AckSet, Document, Outcome, timestamp_of
 from worker.pipeline import Pipeline
 from worker.replay.counts import ReplayCounts
 from worker.replay.existing import SLICE, ExistingIds
@@ -169,7 +169,7 @@ class Replayer:
         """Submit the documents OpenSearch does not hold yet; count the others as already there."""
         if not pending:
             return
-        keys = [(self.index_for(doc.log_type, doc.body.get("@timestamp"), doc.origin.source), doc.id)
+        keys = [(self.index_for(doc.log_type, timestamp_of(doc.body), doc.origin.source), doc.id)
                 for _, doc in pending]
         found = await self.existing.find(keys) if self.existing is not None else set()
         submit: list[Document] = []

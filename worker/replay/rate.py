@@ -50,6 +50,9 @@ class RateLimitedSink:
         self._added = 0
         """Documents `add` passed on since the last `ready`, which takes their tokens."""
 
+    def takes_serialized(self, source: str) -> bool:
+        return self.sink.takes_serialized(source)
+
     def add(self, doc: Document) -> None:
         self._added += 1
         self.sink.add(doc)

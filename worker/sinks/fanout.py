@@ -56,6 +56,9 @@ class FanoutSink:
     def sinks_of(self, source: str) -> tuple[Sink, ...]:
         return self.routes.get(source, self.default)
 
+    def takes_serialized(self, source: str) -> bool:
+        return all(sink.takes_serialized(source) for sink in self.sinks_of(source))
+
     def add(self, doc: Document) -> None:
         source = doc.origin.source
         last = self._last

@@ -262,6 +262,9 @@ class ParquetSink:
 
     # --- intake --------------------------------------------------------------------------------------------
 
+    def takes_serialized(self, source: str) -> bool:
+        return False  # its columns are filled from the dict
+
     def add(self, doc: Document) -> None:
         """Take one document's values into its file's columns now; never waits (`ready` does)."""
         group = self._group(doc)
@@ -270,12 +273,15 @@ class ParquetSink:
             return
         if doc.offset != group.first_offset:
             group.single_offset = False
-        partition = partition_of(doc.log_type, doc.body)
+        body = doc.body
+        if not isinstance(body, dict):
+            raise TypeError("the Parquet sink takes documents as dicts (its takes_serialized is False)")
+        partition = partition_of(doc.log_type, body)
         f = group.files.get(partition)
         if f is None:
             f = group.files[partition] = _File(doc.log_type, partition, self._converter(doc.log_type).rows())
             self._open_files += 1
-        f.pending.add(doc.body, doc.id)
+        f.pending.add(body, doc.id)
         f.rows += 1
         self._buffered += 1
         if len(f.pending) >= CONVERT_ROWS:
