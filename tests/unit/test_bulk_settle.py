@@ -80,7 +80,9 @@ async def test_serialized_bodies_go_into_the_bulk_body_as_they_are() -> None:
     sink = _sink()
     a = AckSet("a")
     json = b'{"@timestamp":"2026-03-04T05:06:07.000Z","n":1}'
-    sink.add(Document("id0", "vpc_flow", ("2026-03-04T05:06:07.000Z", json), a, Origin("s", "s3")))
+    doc = Document("id0", "vpc_flow", ("2026-03-04T05:06:07.000Z", json), a, Origin("s", "s3"))
+    sink.add(doc)
+    assert doc.body == {}  # the batch holds the bytes once, in the body; the document lets go of its copy
     sink.add(_doc(1, a))
     lines = bytes(sink._batch.body).split(b"\n")
     assert orjson.loads(lines[0]) == {"create": {"_index": "sluice-vpc_flow-2026.03.04", "_id": "id0"}}

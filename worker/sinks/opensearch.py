@@ -255,16 +255,10 @@ class OpenSearchSink:
         once: the bytes are the document from here on."""
         body = doc.body
         timestamp: Any
-        if body.__class__ is tuple:  # Serialized: the parser formatted the JSON itself
+        if isinstance(body, tuple):  # Serialized: the parser formatted the JSON itself
             timestamp, source = body
         else:
-            assert isinstance(body, dict)
             timestamp = body.get("@timestamp")
-        key = (doc.origin.source, doc.log_type, timestamp[:10] if timestamp.__class__ is str else "")
-        action = self._actions.get(key)
-        if action is None:
-            action = self._action_head(key, timestamp)
-        if body.__class__ is not tuple:
             try:
                 source = _dumps(body)
             except TypeError as exc:
@@ -275,7 +269,11 @@ class OpenSearchSink:
                     doc.ack,
                 )
                 return
-            doc.body = _SERIALIZED
+        doc.body = _SERIALIZED  # the bytes are the document from here on: the body is freed now, while hot
+        key = (doc.origin.source, doc.log_type, timestamp[:10] if timestamp.__class__ is str else "")
+        action = self._actions.get(key)
+        if action is None:
+            action = self._action_head(key, timestamp)
         batch = self._batch
         out = batch.body
         batch.spans.append(len(out))
