@@ -548,6 +548,11 @@ class StreamDecoder:
         return codec
 
 
+_ESCAPED_IN_TOKENS = bytes(range(0x00, 0x09)) + bytes(range(0x0E, 0x1C)) + b'"\\'
+"""Bytes JSON must escape that can stand inside a whitespace-separated token: the quote, the backslash and
+the control characters that are not whitespace (tab, newline, VT, FF, CR and 0x1C-0x1F separate tokens)."""
+
+
 class LineFramer:
     """Cuts a decompressed stream into lines, each with the byte offset where it starts.
 
@@ -565,11 +570,19 @@ class LineFramer:
     (`sluice parse`, benchmarks) do not accumulate them. Valid input pays nothing: ASCII chunks never look.
     """
 
-    def __init__(self, max_line_bytes: int = 1 << 20, report_invalid: bool = False) -> None:
+    def __init__(self, max_line_bytes: int = 1 << 20, report_invalid: bool = False,
+                 check_plain: bool = False) -> None:
         if max_line_bytes < 1:
             raise ValueError("max_line_bytes must be positive")
         self.max_line_bytes = max_line_bytes
         self.report_invalid = report_invalid
+        self.check_plain = check_plain
+        self.plain = False
+        """With `check_plain`: whether no token (whitespace-free run) of the lines the last `feed` or `finish`
+        returned holds a character JSON must escape, so a parser may format its JSON without escaping
+        (`LogParser.parse_serialized`). One pass over each chunk's bytes (~0.7 ms per MB) instead of a check
+        per line (~4 ms per MB)."""
+        self._tail_plain = True
         self.lines = 0
         """Lines emitted so far."""
         self.bytes = 0
@@ -598,10 +611,14 @@ class LineFramer:
         base = self.bytes
         self.bytes += n
         start = 0
+        plain = self.check_plain and len(data.translate(None, _ESCAPED_IN_TOKENS)) == n
+        tail_plain = self._tail_plain or not self._tail_len  # the tail's bytes came with earlier chunks
+        self.plain = plain and tail_plain
         if self._tail_len:
             nl = data.find(b"\n")
             if nl < 0:
                 self._grow(memoryview(data))
+                self._tail_plain = self.plain
                 return out
             self._grow(memoryview(data)[:nl])
             self._close(out)
@@ -614,12 +631,14 @@ class LineFramer:
         if start < n:
             self._tail_start = base + start
             self._grow(memoryview(data)[start:])
+            self._tail_plain = plain
         self.lines += len(out)
         return out
 
     def finish(self) -> list[tuple[int, str]]:
         """The last line, if the stream does not end with a newline."""
         out: list[tuple[int, str]] = []
+        self.plain = self.check_plain and self._tail_plain
         if self._tail_len:
             self._close(out)
         self.lines += len(out)

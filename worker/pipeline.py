@@ -181,17 +181,18 @@ class Pipeline:
         elif stream.framing == "lines" and proc is not None and proc.handles_lines:
             await self._processed_lines(decoded, proc, stream, emit, log_type)
         elif stream.framing == "lines":
-            framer = LineFramer(self.cfg.max_line_bytes, report_invalid=True)
+            framer = LineFramer(self.cfg.max_line_bytes, report_invalid=True,
+                                check_plain=emit.serialized and stream.parser.serializes)
             async for data in decoded:
                 frames = framer.feed(data)
                 emit.invalid_utf8(framer.take_invalid())
                 for start in range(0, len(frames), PARSE_SLICE):
-                    await emit.parse(stream, frames[start : start + PARSE_SLICE])
+                    await emit.parse(stream, frames[start : start + PARSE_SLICE], framer.plain)
                 await emit.oversize(framer.take_oversize(), log_type)
                 await emit.keep_invalid_utf8(log_type)
             frames = framer.finish()
             emit.invalid_utf8(framer.take_invalid())
-            await emit.parse(stream, frames)
+            await emit.parse(stream, frames, framer.plain)
             await emit.oversize(framer.take_oversize(), log_type)
             await emit.parse_rest(stream)
             await emit.keep_invalid_utf8(log_type)
@@ -387,9 +388,11 @@ class _Emitter:
 
         return document
 
-    async def parse(self, stream: StreamParser, frames: Iterable[tuple[int, Any]]) -> None:
-        """One slice: its documents straight to the sink as they are parsed, then `parsed`."""
-        await self.parsed(stream.each(frames, self.document, serialized=self.serialized))
+    async def parse(self, stream: StreamParser, frames: Iterable[tuple[int, Any]], plain: bool = False) -> None:
+        """One slice: its documents straight to the sink as they are parsed, then `parsed`. `plain`: the
+        framer found nothing JSON must escape in the slice's tokens (`LineFramer.plain`), so the parser may
+        format documents itself where `serialized` allows it."""
+        await self.parsed(stream.each(frames, self.document, serialized=self.serialized and plain))
 
     async def parse_rest(self, stream: StreamParser) -> None:
         """What the stream still holds at its end (a pending continued record)."""

@@ -514,3 +514,28 @@ def test_corpus_cloudtrail_ndjson(name: str) -> None:
     assert [r for _, r in records] == expected
     assert [o for o, _ in records] == [o for o, _ in _expected_lines(data)]
 
+
+
+def test_plain_says_whether_any_token_needs_json_escaping() -> None:
+    """`plain` covers every line a call returned, including one begun in earlier chunks; whitespace (the
+    separators between tokens) does not count, a quote, a backslash or another control character does."""
+    def plains(*chunks: bytes) -> list[bool]:
+        framer = LineFramer(check_plain=True)
+        out = []
+        for chunk in chunks:
+            framer.feed(chunk)
+            out.append(framer.plain)
+        framer.finish()
+        return [*out, framer.plain]
+
+    assert plains(b"a b\tc\r\n", b"d\x1ce\x0bf\x0cg\n") == [True, True, True]
+    assert plains(b"a\x01b\n", b"c d\n") == [False, True, True]
+    for dirty in (b'"', b"\\", b"\x00", b"\x08", b"\x0e", b"\x1b"):
+        assert plains(b"a b\n", b"c" + dirty + b"d\n", b"e\n") == [True, False, True, True], dirty
+    # A line begun in a dirty chunk stays dirty until it is emitted, however many clean chunks it spans.
+    assert plains(b"a\nb\"c", b"ddd", b"eee\nf\n", b"g") == [False, False, False, True, True]
+    assert plains(b"a\nb\"c", b"ddd") == [False, False, False]  # ... and at `finish`
+    assert plains(b"a \xff\xfe b\n") == [True, True]  # not UTF-8: emitted with U+FFFD, which needs no escape
+    unchecked = LineFramer()
+    unchecked.feed(b"a b\n")
+    assert not unchecked.plain  # only asked for when the pipeline may serialise

@@ -26,14 +26,15 @@ class _Taking(CollectingSink):
         return True
 
 
-async def _chunks() -> AsyncIterator[bytes]:
-    yield LINES
+async def _chunks(*chunks: bytes) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
 
 
-async def _bodies(sink: CollectingSink, **ingest: Any) -> list[Any]:
+async def _bodies(sink: CollectingSink, *chunks: bytes, **ingest: Any) -> list[Any]:
     pipeline = Pipeline(PipelineConfig(), sink, None)  # type: ignore[arg-type]
-    await pipeline.ingest(_chunks(), Origin("src", "s3", "b", "k"), "vpc_flow", ParseContext(), AckSet("t"),
-                          **ingest)
+    await pipeline.ingest(_chunks(*(chunks or (LINES,))), Origin("src", "s3", "b", "k"), "vpc_flow", ParseContext(),
+                          AckSet("t"), **ingest)
     return [doc.body for doc in sink.docs]
 
 
@@ -60,3 +61,13 @@ def test_fanout_takes_them_only_for_sources_whose_every_sink_does() -> None:
     fanout = FanoutSink({"both": [not_taking, taking], "os": [taking]}, [taking])
     assert not fanout.takes_serialized("both")
     assert fanout.takes_serialized("os") and fanout.takes_serialized("unknown")
+
+
+async def test_a_chunk_with_text_json_must_escape_is_parsed_into_dicts() -> None:
+    """The framer looks at each chunk once: a chunk with a quote (or a backslash, a control character) in it
+    goes the dict path, whose serialiser escapes; the chunks around it are still formatted by the parser."""
+    dirty = LINES.replace(b"eni-0123", b'eni-"0123', 1)
+    bodies = await _bodies(_Taking(), LINES, dirty, LINES)
+    assert [isinstance(b, tuple) for b in bodies] == [True] * 5 + [False] * 5 + [True] * 5
+    assert bodies[5]["aws"]["vpcflow"]["interface_id"] == 'eni-"0123'
+    assert bodies[:5] == bodies[10:]

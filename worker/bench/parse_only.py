@@ -47,23 +47,25 @@ def _stream(log_type: str, key: str) -> StreamParser:
                                                region=route.region))
 
 
-def _slices(stream: StreamParser, data: bytes, errors: list[Any]) -> Iterator[list[tuple[int, Any]]]:
-    """The records of one decoded object in the pipeline's slices: lines framed per 1 MiB piece, or the records
-    of a whole JSON document (its framing errors appended to `errors`)."""
+def _slices(stream: StreamParser, data: bytes,
+            errors: list[Any]) -> Iterator[tuple[list[tuple[int, Any]], bool]]:
+    """The records of one decoded object in the pipeline's slices, each with whether it may be serialised by
+    the parser (`LineFramer.plain`): lines framed per 1 MiB piece, or the records of a whole JSON document (its
+    framing errors appended to `errors`)."""
     if stream.framing == "lines":
-        framer = LineFramer()
+        framer = LineFramer(check_plain=stream.parser.serializes)
         for start in range(0, len(data), PIECE):
             frames = framer.feed(data[start : start + PIECE])
             for i in range(0, len(frames), PARSE_SLICE):
-                yield frames[i : i + PARSE_SLICE]
-        yield framer.finish()
+                yield frames[i : i + PARSE_SLICE], framer.plain
+        yield framer.finish(), framer.plain
     else:
         jframer = JsonRecordsFramer()
         jframer.feed(data)
         records, more = jframer.finish()
         errors.extend(more)
         for i in range(0, len(records), PARSE_SLICE):
-            yield records[i : i + PARSE_SLICE]
+            yield records[i : i + PARSE_SLICE], False
 
 
 def parse_object(log_type: str, key: str, data: bytes) -> tuple[int, int]:
@@ -80,8 +82,8 @@ def parse_object(log_type: str, key: str, data: bytes) -> tuple[int, int]:
         nonlocal docs
         docs += 1
 
-    for frames in _slices(stream, data, errors):
-        failed, _ = stream.each(frames, count, serialized=True)  # as the worker with its OpenSearch sink
+    for frames, plain in _slices(stream, data, errors):
+        failed, _ = stream.each(frames, count, serialized=plain)  # as the worker with its OpenSearch sink
         failures += len(failed)
     failed, _ = stream.finish_each(count)
     return docs, failures + len(failed) + len(errors)
@@ -106,7 +108,7 @@ def documents(log_type: str, key: str, data: bytes, limit: int) -> tuple[list[di
     stream = _stream(log_type, key)
     out: list[dict[str, Any]] = []
     taken = total = 0
-    for frames in _slices(stream, data, []):
+    for frames, _ in _slices(stream, data, []):
         total += len(frames)
         if len(out) < limit:
             d, _, _ = stream.process(frames)

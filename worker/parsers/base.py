@@ -115,5 +115,7 @@ class LogParser:
     def parse_serialized(self, record: Any) -> dict[str, Any] | Serialized | None:
         """`parse`, free to return the document already serialised, as (`@timestamp`, JSON bytes) equal to
         `orjson.dumps` of what `parse` returns. Called only where nothing changes a document after its parser
-        (see `Serialized`); parsers that override it set `serializes`."""
+        (see `Serialized`), and only on lines in which no whitespace-free token holds a character JSON must
+        escape (`"`, `\\`, a control character; `LineFramer.plain`): text copied into a JSON string needs no
+        escaping as long as it holds no whitespace. Parsers that override it set `serializes`."""
         return self.parse(record)

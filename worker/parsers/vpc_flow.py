@@ -276,13 +276,12 @@ class VpcFlowParser(LogParser):
 
     def parse_serialized(self, record: Any) -> dict[str, Any] | Serialized | None:
         """`parse`, with default-format lines formatted straight into their JSON (half the cost of a dict and
-        `orjson.dumps`). Only lines whose text needs no JSON escaping (no quote, backslash or control
-        character) take this path; everything else, and every line of another format, goes through `parse`."""
+        `orjson.dumps`): every value is a token, which the caller guarantees needs no escaping. Every line of
+        another format, or with a `-`, goes through `parse`."""
         line: str = record
         values = line.split()
         if (len(values) == 14 and self._plain_default and (self._format is None or self._format is _DEFAULT)
-                and values[0].isdigit() and "-" not in values and '"' not in line and "\\" not in line
-                and line.isprintable()):
+                and values[0].isdigit() and "-" not in values):
             return self._default_serialized(values, line)
         return self.parse(record)
 
