@@ -182,6 +182,9 @@ class OpenSearchSink:
         # that name, which can never be rolled over. `require_alias` makes that a 404 item instead.
         self._action_tail = b'","require_alias":true}}\n' if self.lifecycle.mode == "rollover" else b'"}}\n'
         self._actions: dict[tuple[str, str, str], bytes] = {}
+        self._last_action: tuple[str, str, str, bytes] = ("", "", "", b"")
+        """(source, log type, day, action head) of the last document: nearly every document has its
+        predecessor's, and comparing three strings costs half of hashing a key tuple for `_actions`."""
         self._batch = _Batch()
         self._full: list[_Batch] = []
         """Bodies `add` filled that `ready` has not queued yet (at most a slice's worth)."""
@@ -270,10 +273,15 @@ class OpenSearchSink:
                 )
                 return
         doc.body = _SERIALIZED  # the bytes are the document from here on: the body is freed now, while hot
-        key = (doc.origin.source, doc.log_type, timestamp[:10] if timestamp.__class__ is str else "")
-        action = self._actions.get(key)
-        if action is None:
-            action = self._action_head(key, timestamp)
+        day = timestamp[:10] if timestamp.__class__ is str else ""
+        last = self._last_action
+        if day == last[2] and day and doc.log_type == last[1] and doc.origin.source == last[0]:
+            action = last[3]
+        else:
+            key = (doc.origin.source, doc.log_type, day)
+            action = self._actions.get(key) or self._action_head(key, timestamp)
+            if day:  # a document without a date of its own goes to today's index: today changes
+                self._last_action = (*key, action)
         batch = self._batch
         out = batch.body
         batch.spans.append(len(out))
