@@ -89,3 +89,22 @@ async def test_serialized_bodies_go_into_the_bulk_body_as_they_are() -> None:
     assert lines[1] == json
     assert orjson.loads(lines[3]) == {"@timestamp": "2026-01-01T00:00:00Z", "n": 1}
     assert sink.takes_serialized("s")
+
+
+async def test_action_lines_follow_each_documents_day_type_and_source() -> None:
+    """The last action head is reused only while source, log type and day all repeat."""
+    sink = OpenSearchSink(OpenSearchConfig(hosts=["http://127.0.0.1:9"]), None, None,  # type: ignore[arg-type]
+                          source_indices={"s2": "other-{log_type}-{yyyy}.{MM}.{dd}"})
+    a = AckSet("a")
+    cases = [("s", "alb", "2026-01-01"), ("s", "alb", "2026-01-01"), ("s", "alb", "2026-01-02"),
+             ("s", "vpc_flow", "2026-01-02"), ("s2", "vpc_flow", "2026-01-02"), ("s", "alb", "2026-01-01"),
+             ("s", "alb", None), ("s", "alb", None)]
+    for i, (source, log_type, day) in enumerate(cases):
+        body: dict[str, object] = {"n": i} if day is None else {"@timestamp": f"{day}T00:00:00Z", "n": i}
+        sink.add(Document(f"id{i}", log_type, body, a, Origin(source, "s3")))
+    lines = bytes(sink._batch.body).split(b"\n")
+    indices = [orjson.loads(lines[2 * i])["create"]["_index"] for i in range(len(cases))]
+    today = sink.index_for("alb", None, "s")
+    assert indices == ["sluice-alb-2026.01.01", "sluice-alb-2026.01.01", "sluice-alb-2026.01.02",
+                       "sluice-vpc_flow-2026.01.02", "other-vpc_flow-2026.01.02", "sluice-alb-2026.01.01",
+                       today, today]
