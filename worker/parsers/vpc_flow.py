@@ -279,11 +279,13 @@ class VpcFlowParser(LogParser):
         `orjson.dumps`): every value is a token, which the caller guarantees needs no escaping. Every line of
         another format, or with a `-`, goes through `parse`."""
         line: str = record
+        if line[:1] == "{":
+            return self.parse(record)
         values = line.split()
         if (len(values) == 14 and self._plain_default and (self._format is None or self._format is _DEFAULT)
                 and values[0].isdigit() and "-" not in values):
             return self._default_serialized(values, line)
-        return self.parse(record)
+        return self._parse_values(values, line)  # split once: custom formats (v5 headers) come this way
 
     def _default_serialized(self, v: list[str], original: str) -> dict[str, Any] | Serialized:
         """`_default_document`'s JSON, formatted; anything unusual (an uncached time, an unnamed protocol, a
@@ -307,10 +309,10 @@ class VpcFlowParser(LogParser):
 
     def parse(self, record: Any) -> dict[str, Any] | None:
         line: str = record
-        original = line
-        if line[:1] == "{":
-            line = self._unwrap(line)
-        values = line.split()
+        return self._parse_values((self._unwrap(line) if line[:1] == "{" else line).split(), line)
+
+    def _parse_values(self, values: list[str], original: str) -> dict[str, Any] | None:
+        """A line's whitespace-separated values (`original`: the line as read, JSON wrapper included)."""
         if not values:
             return None
         first = values[0]
